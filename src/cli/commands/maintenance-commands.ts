@@ -1,0 +1,8 @@
+// Placeholder: filled in by its own work package.
+import type { Command } from 'commander';
+import type { CliContext } from '../context.ts';
+
+export function registerMaintenanceCommands(program: Command, ctx: CliContext): void {
+  void program;
+  void ctx;
+}

@@ -1,0 +1,79 @@
+// What every CLI command gets: the opened Corral (lazily, so `--help` touches no database), the
+// output, the selected vault, and the helpers for reading input.
+import { userInfo } from 'node:os';
+import { Command } from 'commander';
+import { Corral } from '../services/corral.ts';
+import { CorralError, toCorralError } from '../protocol/errors.ts';
+import { Output } from './output.ts';
+
+export interface GlobalOptions {
+  vault?: string;
+  json?: boolean;
+}
+
+export class CliContext {
+  private opened: Corral | undefined;
+  out: Output = new Output(false);
+  globals: GlobalOptions = {};
+  exitCode = 0;
+
+  get corral(): Corral {
+    if (!this.opened) {
+      let actor = 'unknown';
+      try {
+        actor = userInfo().username;
+      } catch {
+        // No passwd entry for this uid (containers): the uid is still a name.
+        actor = `uid:${process.getuid?.() ?? '?'}`;
+      }
+      this.opened = new Corral({ caller: { actor: `cli:${actor}`, origin: 'cli' } });
+    }
+    return this.opened;
+  }
+
+  /** The vault this command works on: --vault, $CORRAL_VAULT, or the one chosen with `vault use`. */
+  vault(): string {
+    return this.corral.vaults.current(this.globals.vault);
+  }
+
+  close(): void {
+    this.opened?.close();
+    this.opened = undefined;
+  }
+
+  /** Wraps a command's action: global options, errors turned into the envelope and an exit code. */
+  action<A extends unknown[]>(fn: (...args: A) => void | Promise<void>): (...args: unknown[]) => Promise<void> {
+    return async (...args: unknown[]) => {
+      const cmd = args[args.length - 1] as Command;
+      this.globals = cmd.optsWithGlobals() as GlobalOptions;
+      this.out = new Output(this.globals.json === true);
+      try {
+        await fn(...(args as A));
+      } catch (e) {
+        this.exitCode = this.out.error(toCorralError(e));
+      }
+    };
+  }
+}
+
+/** Reads all of stdin. */
+export async function readStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Parses a whole non-negative number with an optional unit (k, m, g: powers of 1024). */
+export function parseSize(text: string, what: string): number {
+  const m = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
+  if (!m) throw new CorralError('INVALID_ARGUMENT', `${what} must be a size like 1048576, 512k, 10M or 2G, got '${text}'`, { [what]: text });
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const n = Number(m[1]) * mult;
+  if (!Number.isSafeInteger(n)) throw new CorralError('INVALID_ARGUMENT', `${what} is too large: ${text}`, { [what]: text });
+  return n;
+}
+
+export function parseCount(text: string, what: string): number {
+  if (!/^\d{1,15}$/.test(text.trim())) throw new CorralError('INVALID_ARGUMENT', `${what} must be a whole number, got '${text}'`, { [what]: text });
+  return Number(text);
+}

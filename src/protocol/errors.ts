@@ -1,0 +1,81 @@
+// The one registry of error codes. Each code has an HTTP status (for the API) and a CLI exit code;
+// the `satisfies` clause makes the compiler check that every code has both.
+
+export const errorCodes = {
+  INVALID_ARGUMENT: { status: 400, exit: 2 },
+  INVALID_PATH: { status: 400, exit: 2 },
+  INVALID_NAME: { status: 400, exit: 2 },
+  NO_VAULT_SELECTED: { status: 400, exit: 2 },
+  VAULT_NOT_FOUND: { status: 404, exit: 3 },
+  VAULT_EXISTS: { status: 409, exit: 4 },
+  PATH_NOT_FOUND: { status: 404, exit: 3 },
+  PATH_EXISTS: { status: 409, exit: 4 },
+  NOT_A_DIRECTORY: { status: 409, exit: 4 },
+  IS_A_DIRECTORY: { status: 409, exit: 4 },
+  IS_A_SYMLINK: { status: 409, exit: 4 },
+  DIRECTORY_NOT_EMPTY: { status: 409, exit: 4 },
+  SYMLINK_LOOP: { status: 409, exit: 4 },
+  REF_NOT_FOUND: { status: 404, exit: 3 },
+  CHECKPOINT_NOT_FOUND: { status: 404, exit: 3 },
+  CHECKPOINT_EXISTS: { status: 409, exit: 4 },
+  TAG_NOT_FOUND: { status: 404, exit: 3 },
+  META_NOT_FOUND: { status: 404, exit: 3 },
+  CONFLICT: { status: 409, exit: 4 },
+  CONFIRMATION_REQUIRED: { status: 400, exit: 2 },
+  QUOTA_EXCEEDED: { status: 413, exit: 5 },
+  PAYLOAD_TOO_LARGE: { status: 413, exit: 5 },
+  STORAGE_FULL: { status: 507, exit: 6 },
+  STORAGE_READ_ONLY: { status: 503, exit: 6 },
+  STORAGE_BUSY: { status: 503, exit: 6 },
+  STORAGE_CORRUPT: { status: 500, exit: 6 },
+  HOST_IO_ERROR: { status: 500, exit: 6 },
+  BUNDLE_INVALID: { status: 400, exit: 2 },
+  INTERNAL: { status: 500, exit: 1 },
+} as const satisfies Record<string, { status: number; exit: number }>;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+export interface ErrorEnvelope {
+  error: { code: ErrorCode; message: string; details: Record<string, unknown>; requestId?: string };
+}
+
+export class CorralError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'CorralError';
+    this.code = code;
+    this.details = details;
+  }
+
+  toEnvelope(requestId?: string): ErrorEnvelope {
+    return { error: { code: this.code, message: this.message, details: this.details, ...(requestId ? { requestId } : {}) } };
+  }
+}
+
+export function isCorralError(e: unknown, code?: ErrorCode): e is CorralError {
+  return e instanceof CorralError && (code === undefined || e.code === code);
+}
+
+/** Wraps anything thrown into a CorralError, keeping the original as the cause. */
+export function toCorralError(e: unknown): CorralError {
+  if (e instanceof CorralError) return e;
+  const err = e as { code?: string; errcode?: number; message?: string };
+  const msg = err?.message ?? String(e);
+  // SQLite's primary result codes (errcode & 0xff): 5 BUSY, 6 LOCKED, 8 READONLY, 11 CORRUPT, 13 FULL, 26 NOTADB.
+  const primary = typeof err?.errcode === 'number' ? err.errcode & 0xff : -1;
+  if (primary === 13 || /database or disk is full|ENOSPC/.test(msg))
+    return new CorralError('STORAGE_FULL', 'the disk holding the Corral database is full: free space, then retry (nothing was changed)', {}, e);
+  if (primary === 8 || /readonly database|EROFS/.test(msg))
+    return new CorralError('STORAGE_READ_ONLY', 'the Corral database is read-only: check the permissions and mount of $CORRAL_HOME (nothing was changed)', {}, e);
+  if (primary === 5 || primary === 6)
+    return new CorralError('STORAGE_BUSY', 'the Corral database stayed locked by another process: retry', {}, e);
+  if (primary === 11 || primary === 26)
+    return new CorralError('STORAGE_CORRUPT', `the Corral database is damaged: ${msg}`, {}, e);
+  if (err?.code === 'ENOSPC') return new CorralError('STORAGE_FULL', `no space left on the host disk: ${msg}`, {}, e);
+  if (typeof err?.code === 'string' && /^E[A-Z]+$/.test(err.code))
+    return new CorralError('HOST_IO_ERROR', msg, { errno: err.code }, e);
+  return new CorralError('INTERNAL', msg, {}, e);
+}

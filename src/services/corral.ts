@@ -1,0 +1,56 @@
+// Opens a Corral home and wires the services over it: the one entry point the CLI (and later the
+// daemon) uses. Every service gets the store and the caller passed in; none holds global state.
+import { CorralStore, defaultHome, type Caller, type StoreOptions } from '../store/corral-store.ts';
+import { VaultService } from './vault-service.ts';
+import { FileService } from './file-service.ts';
+import { HistoryService } from './history-service.ts';
+import { CheckpointService } from './checkpoint-service.ts';
+import { SearchService } from './search-service.ts';
+import { TagService } from './tag-service.ts';
+import { TransferService } from './transfer-service.ts';
+import { BundleService } from './bundle-service.ts';
+import { MaintenanceService } from './maintenance-service.ts';
+
+export interface CorralOptions extends StoreOptions {
+  home?: string;
+  caller: Caller;
+}
+
+export class Corral {
+  readonly store: CorralStore;
+  readonly caller: Caller;
+  readonly vaults: VaultService;
+  readonly files: FileService;
+  readonly history: HistoryService;
+  readonly checkpoints: CheckpointService;
+  readonly search: SearchService;
+  readonly tags: TagService;
+  readonly transfer: TransferService;
+  readonly bundles: BundleService;
+  readonly maintenance: MaintenanceService;
+
+  constructor(options: CorralOptions) {
+    this.caller = options.caller;
+    this.store = new CorralStore(options.home ?? defaultHome(), options);
+    const deps = { store: this.store, caller: this.caller };
+    this.vaults = new VaultService(deps);
+    this.files = new FileService(deps);
+    this.history = new HistoryService(deps);
+    this.checkpoints = new CheckpointService(deps);
+    this.search = new SearchService(deps);
+    this.tags = new TagService(deps);
+    this.transfer = new TransferService(deps);
+    this.bundles = new BundleService(deps);
+    this.maintenance = new MaintenanceService(deps);
+  }
+
+  close(): void {
+    this.store.close();
+  }
+}
+
+/** What every service is built from. */
+export interface ServiceDeps {
+  store: CorralStore;
+  caller: Caller;
+}

@@ -1,0 +1,184 @@
+// Opens the one SQLite database of a Corral home, applies the schema migrations and offers
+// cached prepared statements and transactions.
+import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { CorralError, toCorralError } from '../protocol/errors.ts';
+
+/** Each entry moves the schema one version up; never edit a released entry, append a new one. */
+const migrations: string[] = [
+  `
+  CREATE TABLE blobs (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE trees (
+    hash TEXT PRIMARY KEY,
+    entries TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE commits (
+    id TEXT PRIMARY KEY,
+    parent TEXT,
+    tree TEXT NOT NULL,
+    vault TEXT NOT NULL,
+    message TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    files INTEGER NOT NULL
+  );
+  CREATE TABLE vaults (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    head TEXT NOT NULL REFERENCES commits(id),
+    parent_name TEXT,
+    forked_from TEXT,
+    created_at INTEGER NOT NULL,
+    quota_bytes INTEGER,
+    quota_files INTEGER,
+    quota_file_size INTEGER
+  );
+  CREATE TABLE checkpoints (
+    vault_id INTEGER NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    commit_id TEXT NOT NULL REFERENCES commits(id),
+    message TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (vault_id, name)
+  );
+  CREATE TABLE tags (
+    vault_id INTEGER NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (vault_id, path, tag)
+  );
+  CREATE INDEX tags_by_tag ON tags(vault_id, tag);
+  CREATE TABLE path_meta (
+    vault_id INTEGER NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (vault_id, path, key)
+  );
+  CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    vault TEXT,
+    op TEXT NOT NULL,
+    target TEXT,
+    details TEXT NOT NULL,
+    result TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+  );
+  CREATE INDEX audit_by_op ON audit(op);
+  CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE VIRTUAL TABLE fts USING fts5(body, tokenize = 'unicode61');
+  CREATE TABLE fts_docs (hash TEXT PRIMARY KEY, docid INTEGER NOT NULL UNIQUE);
+  `,
+];
+
+export const SCHEMA_VERSION = migrations.length;
+
+export interface DatabaseOptions {
+  readOnly?: boolean;
+  /** How long a writer waits for another process's lock before STORAGE_BUSY. */
+  busyTimeoutMs?: number;
+}
+
+export class Database {
+  readonly raw: DatabaseSync;
+  readonly path: string;
+  private readonly statements = new Map<string, StatementSync>();
+  private depth = 0;
+
+  constructor(path: string, options: DatabaseOptions = {}) {
+    this.path = path;
+    try {
+      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      this.raw = new DatabaseSync(path, {
+        readOnly: options.readOnly ?? false,
+        timeout: options.busyTimeoutMs ?? 15_000,
+        enableForeignKeyConstraints: true,
+      });
+      this.raw.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;');
+      if (!options.readOnly) this.migrate();
+    } catch (e) {
+      throw toCorralError(e);
+    }
+  }
+
+  private migrate(): void {
+    const version = (this.raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+    if (version > SCHEMA_VERSION)
+      throw new CorralError('STORAGE_CORRUPT', `database schema ${version} is newer than this Corral (${SCHEMA_VERSION}): upgrade Corral`);
+    if (version === SCHEMA_VERSION) return;
+    this.transaction(() => {
+      const current = (this.raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+      for (let v = current; v < SCHEMA_VERSION; v++) this.raw.exec(migrations[v]!);
+      this.raw.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    });
+  }
+
+  /** A prepared statement, cached for the life of the connection. */
+  stmt(sql: string): StatementSync {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.raw.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  get<T>(sql: string, ...params: SQLInputValue[]): T | undefined {
+    return this.stmt(sql).get(...params) as T | undefined;
+  }
+
+  all<T>(sql: string, ...params: SQLInputValue[]): T[] {
+    return this.stmt(sql).all(...params) as T[];
+  }
+
+  run(sql: string, ...params: SQLInputValue[]): { changes: number; lastInsertRowid: number } {
+    const r = this.stmt(sql).run(...params);
+    return { changes: Number(r.changes), lastInsertRowid: Number(r.lastInsertRowid) };
+  }
+
+  /**
+   * Runs `fn` in a write transaction. The outermost level takes the write lock up front
+   * (BEGIN IMMEDIATE), so a read-modify-write inside cannot interleave with another process;
+   * nested calls become savepoints.
+   */
+  transaction<T>(fn: () => T): T {
+    const name = `sp${this.depth}`;
+    this.raw.exec(this.depth === 0 ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${name}`);
+    this.depth++;
+    try {
+      const result = fn();
+      this.depth--;
+      this.raw.exec(this.depth === 0 ? 'COMMIT' : `RELEASE ${name}`);
+      return result;
+    } catch (e) {
+      this.depth--;
+      try {
+        this.raw.exec(this.depth === 0 ? 'ROLLBACK' : `ROLLBACK TO ${name}; RELEASE ${name}`);
+      } catch {
+        // SQLite may already have rolled back (for example on SQLITE_FULL); nothing is left to undo.
+      }
+      throw e;
+    }
+  }
+
+  get inTransaction(): boolean {
+    return this.depth > 0;
+  }
+
+  close(): void {
+    this.statements.clear();
+    if (this.raw.isOpen) this.raw.close();
+  }
+}

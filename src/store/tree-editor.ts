@@ -1,0 +1,172 @@
+// An in-memory, copy-on-write view of one vault tree for the length of a transaction. Only the
+// directories on the paths an operation touches are loaded; flush() writes the changed ones
+// bottom-up and returns the new root. Symlinks are never followed here.
+import { CorralError } from '../protocol/errors.ts';
+import { baseName, parentOf, splitPath } from '../protocol/paths.ts';
+import { EMPTY_TREE, treeTotals, type Entry, type ObjectStore } from './object-store.ts';
+
+interface DirNode {
+  hash: string;
+  entries: Map<string, Entry>;
+  children: Map<string, DirNode>;
+  dirty: boolean;
+}
+
+export interface Flushed {
+  hash: string;
+  size: number;
+  files: number;
+}
+
+export interface TreeEditorOptions {
+  /** Largest file or symlink target accepted, in bytes; null for no limit. */
+  maxFileSize?: number | null;
+}
+
+export class TreeEditor {
+  private readonly objects: ObjectStore;
+  private readonly root: DirNode;
+  private readonly now: number;
+  private readonly maxFileSize: number | null;
+
+  constructor(objects: ObjectStore, rootHash: string, now: number, options: TreeEditorOptions = {}) {
+    this.objects = objects;
+    this.now = now;
+    this.maxFileSize = options.maxFileSize ?? null;
+    this.root = this.load(rootHash);
+  }
+
+  get mtime(): number {
+    return this.now;
+  }
+
+  /** The entry at `path` without following symlinks; a synthetic entry for the root. */
+  lstat(path: string): Entry | undefined {
+    if (path === '/') {
+      const t = treeTotals([...this.root.entries.values()]);
+      return { name: '', kind: 'dir', mode: 0o755, hash: this.root.dirty ? '' : this.root.hash, size: t.size, mtime: this.now, files: t.files };
+    }
+    const dir = this.tryDir(splitPath(parentOf(path)));
+    return dir?.entries.get(baseName(path));
+  }
+
+  /** The entry at `path`, with a directory's hash brought up to date (it may have changed in this edit). */
+  entry(path: string): Entry | undefined {
+    const e = this.lstat(path);
+    if (!e || e.kind !== 'dir') return e;
+    const parts = splitPath(path);
+    const node = this.dir(parts, false, path);
+    const f = this.flushNode(node);
+    return { ...e, hash: f.hash, size: f.size, files: f.files };
+  }
+
+  /** A directory's entries sorted by name. */
+  readDir(path: string): Entry[] {
+    const node = this.dir(splitPath(path), false, path);
+    return [...node.entries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /** Puts an entry (any kind) at `path`, replacing what is there. The parent must be a directory. */
+  set(path: string, entry: Omit<Entry, 'name'>): void {
+    if (path === '/') throw new CorralError('INVALID_PATH', 'the root cannot be replaced');
+    if (entry.kind !== 'dir' && this.maxFileSize !== null && entry.size > this.maxFileSize)
+      throw new CorralError('QUOTA_EXCEEDED', `${path} is ${entry.size} bytes, over the vault's max file size of ${this.maxFileSize}: raise it with 'corral quota set --max-file-size N' (nothing was changed)`, {
+        path,
+        size: entry.size,
+        limit: this.maxFileSize,
+        quota: 'maxFileSize',
+      });
+    const parent = this.dir(splitPath(parentOf(path)), true, parentOf(path));
+    const name = baseName(path);
+    parent.children.delete(name);
+    parent.entries.set(name, { ...entry, name });
+  }
+
+  /** Removes the entry at `path`; returns it, or undefined when nothing was there. */
+  remove(path: string): Entry | undefined {
+    if (path === '/') throw new CorralError('INVALID_PATH', 'the root cannot be removed');
+    const parent = this.dir(splitPath(parentOf(path)), true, parentOf(path));
+    const name = baseName(path);
+    const e = parent.entries.get(name);
+    parent.entries.delete(name);
+    parent.children.delete(name);
+    return e;
+  }
+
+  /** Creates `path` and any missing parents as directories; fails on a non-directory in the way. */
+  mkdirs(path: string): void {
+    this.dir(splitPath(path), true, path, true);
+  }
+
+  /** Writes every changed directory and returns the new root. */
+  flush(): Flushed {
+    return this.flushNode(this.root);
+  }
+
+  private flushNode(node: DirNode): Flushed {
+    if (node.dirty) {
+      for (const [name, child] of node.children) {
+        const old = node.entries.get(name)!;
+        // A clean child can still differ from its entry when entry() flushed it early.
+        if (!child.dirty && child.hash === old.hash) continue;
+        const f = this.flushNode(child);
+        if (f.hash !== old.hash) node.entries.set(name, { ...old, hash: f.hash, size: f.size, files: f.files, mtime: this.now });
+      }
+      node.hash = this.objects.putTree([...node.entries.values()]);
+      node.dirty = false;
+    }
+    const t = treeTotals([...node.entries.values()]);
+    return { hash: node.hash, size: t.size, files: t.files };
+  }
+
+  private load(hash: string): DirNode {
+    const entries = new Map<string, Entry>();
+    for (const e of this.objects.getTree(hash)) entries.set(e.name, e);
+    return { hash, entries, children: new Map(), dirty: false };
+  }
+
+  private tryDir(parts: string[]): DirNode | undefined {
+    let node = this.root;
+    for (const part of parts) {
+      const child = node.children.get(part);
+      if (child) {
+        node = child;
+        continue;
+      }
+      const e = node.entries.get(part);
+      if (!e || e.kind !== 'dir') return undefined;
+      const loaded = this.load(e.hash);
+      node.children.set(part, loaded);
+      node = loaded;
+    }
+    return node;
+  }
+
+  private dir(parts: string[], forWrite: boolean, path: string, create = false): DirNode {
+    let node = this.root;
+    if (forWrite) node.dirty = true;
+    let at = '';
+    for (const part of parts) {
+      at += '/' + part;
+      let child = node.children.get(part);
+      if (!child) {
+        const e = node.entries.get(part);
+        if (!e) {
+          if (!create) throw new CorralError('PATH_NOT_FOUND', `no such directory: ${at}`, { path: at });
+          node.entries.set(part, { name: part, kind: 'dir', mode: 0o755, hash: EMPTY_TREE, size: 0, mtime: this.now, files: 0 });
+          child = { hash: EMPTY_TREE, entries: new Map(), children: new Map(), dirty: true };
+        } else if (e.kind === 'symlink') {
+          throw new CorralError('IS_A_SYMLINK', `${at} is a symlink; Corral does not follow symlinks in paths (use the link's target)`, { path: at });
+        } else if (e.kind !== 'dir') {
+          throw new CorralError('NOT_A_DIRECTORY', `${at} is a file, not a directory${at === path ? '' : ` (in ${path})`}`, { path: at });
+        } else {
+          child = this.load(e.hash);
+        }
+        node.children.set(part, child);
+      }
+      if (forWrite) child.dirty = true;
+      node = child;
+    }
+    return node;
+  }
+}

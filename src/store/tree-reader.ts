@@ -1,0 +1,93 @@
+// Read access to one committed tree. Symlinks are followed only when asked, only when relative,
+// and only while the result stays inside the vault.
+import { CorralError } from '../protocol/errors.ts';
+import { normalizePath, parentOf, splitPath } from '../protocol/paths.ts';
+import type { Entry, ObjectStore } from './object-store.ts';
+import { lookup } from './tree-diff.ts';
+
+const MAX_LINK_HOPS = 40;
+
+export class TreeReader {
+  readonly objects: ObjectStore;
+  readonly root: string;
+
+  constructor(objects: ObjectStore, root: string) {
+    this.objects = objects;
+    this.root = root;
+  }
+
+  rootEntry(): Entry {
+    let size = 0;
+    let files = 0;
+    for (const e of this.objects.getTree(this.root)) {
+      size += e.size;
+      files += e.kind === 'dir' ? (e.files ?? 0) : 1;
+    }
+    return { name: '', kind: 'dir', mode: 0o755, hash: this.root, size, mtime: 0, files };
+  }
+
+  /** The entry at `path` itself (a symlink stays a symlink). */
+  lstat(path: string): Entry | undefined {
+    return path === '/' ? this.rootEntry() : lookup(this.objects, this.root, path);
+  }
+
+  mustLstat(path: string): Entry {
+    const e = this.lstat(path);
+    if (!e) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${path}`, { path });
+    return e;
+  }
+
+  /** Follows symlinks in every component of `path`; returns the final path and its entry. */
+  resolve(path: string): { path: string; entry: Entry } {
+    let current = path;
+    for (let hops = 0; hops <= MAX_LINK_HOPS; hops++) {
+      const parts = splitPath(current);
+      let at = '/';
+      let followed = false;
+      for (let i = 0; i < parts.length; i++) {
+        const next = at === '/' ? `/${parts[i]}` : `${at}/${parts[i]}`;
+        const e = this.lstat(next);
+        if (!e) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${next}`, { path: next });
+        if (e.kind === 'symlink') {
+          const target = this.linkTarget(e);
+          const rest = parts.slice(i + 1).join('/');
+          current = this.targetPath(next, target) + (rest ? '/' + rest : '');
+          current = normalizePath(current);
+          followed = true;
+          break;
+        }
+        if (e.kind !== 'dir' && i < parts.length - 1) throw new CorralError('NOT_A_DIRECTORY', `${next} is not a directory`, { path: next });
+        at = next;
+      }
+      if (!followed) return { path: current, entry: this.mustLstat(current) };
+    }
+    throw new CorralError('SYMLINK_LOOP', `too many levels of symlinks resolving ${path}`, { path });
+  }
+
+  linkTarget(e: Entry): string {
+    return new TextDecoder().decode(this.objects.getBlob(e.hash));
+  }
+
+  private targetPath(link: string, target: string): string {
+    if (target.startsWith('/'))
+      throw new CorralError('INVALID_PATH', `${link} points to the absolute path ${target}, outside the vault; Corral follows only relative links that stay inside`, { path: link, target });
+    try {
+      return normalizePath(parentOf(link) + '/' + target);
+    } catch {
+      throw new CorralError('INVALID_PATH', `${link} points to ${target}, outside the vault; Corral does not follow it`, { path: link, target });
+    }
+  }
+
+  readDir(path: string): Entry[] {
+    const e = this.mustLstat(path);
+    if (e.kind !== 'dir') throw new CorralError('NOT_A_DIRECTORY', `${path} is not a directory`, { path });
+    return [...this.objects.getTree(e.hash)];
+  }
+
+  /** A file's bytes, following in-vault symlinks. */
+  readFile(path: string): Uint8Array {
+    const { path: real, entry } = this.resolve(path);
+    if (entry.kind === 'dir') throw new CorralError('IS_A_DIRECTORY', `${real} is a directory: list it with 'corral ls ${real}'`, { path: real });
+    return this.objects.getBlob(entry.hash);
+  }
+}
