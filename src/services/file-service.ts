@@ -143,6 +143,7 @@ export class FileService {
       throw new CorralError('INVALID_ARGUMENT', 'a symlink target must be 1-4096 bytes without NUL', {});
     return this.change(vault, 'file.symlink', p, `link ${p} -> ${target}`, (editor) => {
       if (editor.lstat(p)) throw new CorralError('PATH_EXISTS', `${p} already exists`, { path: p });
+      editor.mkdirs(parentOf(p));
       const blob = this.store.objects.putBlob(new TextEncoder().encode(target));
       editor.set(p, { kind: 'symlink', mode: 0o777, hash: blob.hash, size: blob.size, mtime: editor.mtime });
       return { path: p, name: baseName(p), kind: 'symlink' as const, mode: 0o777, size: blob.size, mtime: editor.mtime, hash: blob.hash, target };

@@ -18,7 +18,7 @@ const migrations: string[] = [
     hash TEXT PRIMARY KEY,
     entries TEXT NOT NULL,
     created_at INTEGER NOT NULL
-  );
+  ) WITHOUT ROWID;
   CREATE TABLE commits (
     id TEXT PRIMARY KEY,
     parent TEXT,
@@ -30,7 +30,7 @@ const migrations: string[] = [
     created_at INTEGER NOT NULL,
     size INTEGER NOT NULL,
     files INTEGER NOT NULL
-  );
+  ) WITHOUT ROWID;
   CREATE TABLE vaults (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -49,13 +49,13 @@ const migrations: string[] = [
     message TEXT NOT NULL DEFAULT '',
     created_at INTEGER NOT NULL,
     PRIMARY KEY (vault_id, name)
-  );
+  ) WITHOUT ROWID;
   CREATE TABLE tags (
     vault_id INTEGER NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
     path TEXT NOT NULL,
     tag TEXT NOT NULL,
     PRIMARY KEY (vault_id, path, tag)
-  );
+  ) WITHOUT ROWID;
   CREATE INDEX tags_by_tag ON tags(vault_id, tag);
   CREATE TABLE path_meta (
     vault_id INTEGER NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
@@ -63,7 +63,7 @@ const migrations: string[] = [
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (vault_id, path, key)
-  );
+  ) WITHOUT ROWID;
   CREATE TABLE audit (
     seq INTEGER PRIMARY KEY,
     ts INTEGER NOT NULL,
@@ -76,8 +76,7 @@ const migrations: string[] = [
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
   );
-  CREATE INDEX audit_by_op ON audit(op);
-  CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
   CREATE VIRTUAL TABLE fts USING fts5(body, tokenize = 'unicode61');
   CREATE TABLE fts_docs (hash TEXT PRIMARY KEY, docid INTEGER NOT NULL UNIQUE);
   `,

@@ -29,8 +29,11 @@ export function sha256(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-export function encodeTree(entries: readonly Entry[]): string {
-  const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+function byName(a: Entry, b: Entry): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+function encodeSorted(sorted: readonly Entry[]): string {
   return JSON.stringify(
     sorted.map((e): EncodedEntry =>
       e.kind === 'dir'
@@ -38,6 +41,10 @@ export function encodeTree(entries: readonly Entry[]): string {
         : [e.name, kindCode[e.kind], e.mode, e.hash, e.size, e.mtime],
     ),
   );
+}
+
+export function encodeTree(entries: readonly Entry[]): string {
+  return encodeSorted([...entries].sort(byName));
 }
 
 export function decodeTree(text: string): Entry[] {
@@ -88,11 +95,12 @@ export class ObjectStore {
   }
 
   putTree(entries: readonly Entry[]): string {
-    const text = encodeTree(entries);
+    const sorted = [...entries].sort(byName);
+    const text = encodeSorted(sorted);
     const hash = sha256(text);
     // Always written, even when cached: the transaction that first wrote it may have rolled back.
     this.db.run('INSERT OR IGNORE INTO trees(hash, entries, created_at) VALUES (?, ?, ?)', hash, text, this.now());
-    if (!this.trees.has(hash)) this.remember(hash, decodeTree(text));
+    if (!this.trees.has(hash)) this.remember(hash, sorted.map((e) => ({ ...e })));
     return hash;
   }
 

@@ -45,7 +45,8 @@ export function lookup(objects: ObjectStore, root: string, path: string): Entry 
   return found;
 }
 
-function findEntry(entries: readonly Entry[], name: string): Entry | undefined {
+/** Binary search in a sorted tree. */
+export function findEntry(entries: readonly Entry[], name: string): Entry | undefined {
   let lo = 0;
   let hi = entries.length - 1;
   while (lo <= hi) {

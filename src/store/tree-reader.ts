@@ -3,7 +3,7 @@
 import { CorralError } from '../protocol/errors.ts';
 import { normalizePath, parentOf, splitPath } from '../protocol/paths.ts';
 import type { Entry, ObjectStore } from './object-store.ts';
-import { lookup } from './tree-diff.ts';
+import { findEntry, lookup } from './tree-diff.ts';
 
 const MAX_LINK_HOPS = 40;
 
@@ -42,24 +42,23 @@ export class TreeReader {
     let current = path;
     for (let hops = 0; hops <= MAX_LINK_HOPS; hops++) {
       const parts = splitPath(current);
-      let at = '/';
+      let at = '';
+      let entry = this.rootEntry();
       let followed = false;
       for (let i = 0; i < parts.length; i++) {
-        const next = at === '/' ? `/${parts[i]}` : `${at}/${parts[i]}`;
-        const e = this.lstat(next);
-        if (!e) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${next}`, { path: next });
+        if (entry.kind !== 'dir') throw new CorralError('NOT_A_DIRECTORY', `${at} is not a directory`, { path: at });
+        at += '/' + parts[i];
+        const e = findEntry(this.objects.getTree(entry.hash), parts[i]!);
+        if (!e) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${at}`, { path: at });
         if (e.kind === 'symlink') {
-          const target = this.linkTarget(e);
           const rest = parts.slice(i + 1).join('/');
-          current = this.targetPath(next, target) + (rest ? '/' + rest : '');
-          current = normalizePath(current);
+          current = normalizePath(this.targetPath(at, this.linkTarget(e)) + (rest ? '/' + rest : ''));
           followed = true;
           break;
         }
-        if (e.kind !== 'dir' && i < parts.length - 1) throw new CorralError('NOT_A_DIRECTORY', `${next} is not a directory`, { path: next });
-        at = next;
+        entry = e;
       }
-      if (!followed) return { path: current, entry: this.mustLstat(current) };
+      if (!followed) return { path: current, entry };
     }
     throw new CorralError('SYMLINK_LOOP', `too many levels of symlinks resolving ${path}`, { path });
   }
