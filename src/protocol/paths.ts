@@ -6,11 +6,16 @@ export const MAX_COMPONENT_BYTES = 255;
 export const MAX_PATH_BYTES = 4096;
 const encoder = new TextEncoder();
 
+/** UTF-8 length, skipping the encoding when the string is short enough to be under `limit` anyway. */
+function overLimit(text: string, limit: number): boolean {
+  return text.length * 3 > limit && encoder.encode(text).length > limit;
+}
+
 /** Normalises a vault path; rejects NUL, over-long components and '..' that would leave the root. */
 export function normalizePath(input: unknown): string {
   if (typeof input !== 'string') throw new CorralError('INVALID_PATH', `a path must be a string, got ${typeof input}`);
   if (input.includes('\0')) throw new CorralError('INVALID_PATH', 'path contains a NUL byte', { path: input.replaceAll('\0', '\\0') });
-  if (encoder.encode(input).length > MAX_PATH_BYTES)
+  if (overLimit(input, MAX_PATH_BYTES))
     throw new CorralError('INVALID_PATH', `path is longer than ${MAX_PATH_BYTES} bytes`, { bytes: encoder.encode(input).length });
   const out: string[] = [];
   for (const part of input.split('/')) {
@@ -20,7 +25,7 @@ export function normalizePath(input: unknown): string {
       out.pop();
       continue;
     }
-    if (encoder.encode(part).length > MAX_COMPONENT_BYTES)
+    if (overLimit(part, MAX_COMPONENT_BYTES))
       throw new CorralError('INVALID_PATH', `path component is longer than ${MAX_COMPONENT_BYTES} bytes`, { component: part.slice(0, 40) + '…' });
     out.push(part);
   }

@@ -53,9 +53,8 @@ export class FileService {
 
   /** A reader of the vault's head, or of `ref` (a checkpoint, commit id, HEAD~N). */
   reader(vault: string, ref?: string): TreeReader {
-    const v = this.store.getVault(vault);
-    const commit = ref === undefined ? this.store.getCommit(v.head) : this.store.resolveRef(v, ref);
-    return new TreeReader(this.store.objects, commit.tree);
+    if (ref === undefined) return new TreeReader(this.store.objects, this.store.headTree(vault));
+    return new TreeReader(this.store.objects, this.store.resolveRef(this.store.getVault(vault), ref).tree);
   }
 
   private describe(reader: TreeReader, path: string, e: Entry): FileStat {

@@ -164,6 +164,12 @@ export class CorralStore {
     return v;
   }
 
+  /** The root tree of a vault's head, in one query: the hot path of every read. */
+  headTree(name: string): string {
+    const row = this.db.get<{ tree: string }>('SELECT c.tree AS tree FROM vaults v JOIN commits c ON c.id = v.head WHERE v.name = ?', name);
+    return row ? row.tree : this.getCommit(this.getVault(name).head).tree;
+  }
+
   listVaults(): Vault[] {
     return this.db.all<VaultRow>('SELECT * FROM vaults ORDER BY name').map(toVault);
   }

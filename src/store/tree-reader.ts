@@ -43,7 +43,7 @@ export class TreeReader {
     for (let hops = 0; hops <= MAX_LINK_HOPS; hops++) {
       const parts = splitPath(current);
       let at = '';
-      let entry = this.rootEntry();
+      let entry: Entry = { name: '', kind: 'dir', mode: 0o755, hash: this.root, size: 0, mtime: 0 };
       let followed = false;
       for (let i = 0; i < parts.length; i++) {
         if (entry.kind !== 'dir') throw new CorralError('NOT_A_DIRECTORY', `${at} is not a directory`, { path: at });
