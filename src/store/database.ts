@@ -1,8 +1,9 @@
 // Opens the one SQLite database of a Corral home, applies the schema migrations and offers
 // cached prepared statements and transactions.
 import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { CorralError, toCorralError } from '../protocol/errors.ts';
 
 /** Each entry moves the schema one version up; never edit a released entry, append a new one. */
@@ -92,6 +93,25 @@ export interface DatabaseOptions {
   busyTimeoutMs?: number;
 }
 
+/**
+ * True when opening failed only because the database's folder is on a read-only filesystem and
+ * no write-ahead log holds data the main file lacks (so reading the main file alone is exact).
+ */
+function readableAsImmutable(path: string, e: unknown): boolean {
+  if (path === ':memory:' || ((e as { errcode?: number }).errcode ?? 0) % 256 !== 14) return false;
+  try {
+    accessSync(dirname(path), constants.W_OK);
+    return false;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EROFS') return false;
+  }
+  try {
+    return statSync(path + '-wal').size === 0;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
 export class Database {
   readonly raw: DatabaseSync;
   readonly path: string;
@@ -102,16 +122,36 @@ export class Database {
     this.path = path;
     try {
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      this.raw = new DatabaseSync(path, {
-        readOnly: options.readOnly ?? false,
-        timeout: options.busyTimeoutMs ?? 15_000,
-        enableForeignKeyConstraints: true,
-      });
-      this.raw.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;');
-      if (!options.readOnly) this.migrate();
+      const settings = { readOnly: options.readOnly ?? false, timeout: options.busyTimeoutMs ?? 15_000, enableForeignKeyConstraints: true };
+      let raw = new DatabaseSync(path, settings);
+      let immutable = false;
+      try {
+        raw.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;');
+      } catch (e) {
+        raw.close();
+        if (!readableAsImmutable(path, e)) throw e;
+        // A WAL database on a read-only filesystem, closed cleanly (no -wal or -shm file left),
+        // cannot be opened the normal way; opened as immutable it can still be read, and every
+        // write fails with SQLITE_READONLY (STORAGE_READ_ONLY).
+        const url = pathToFileURL(path);
+        url.searchParams.set('immutable', '1');
+        raw = new DatabaseSync(url, { ...settings, readOnly: true });
+        immutable = true;
+      }
+      this.raw = raw;
+      if (immutable) this.checkVersionReadOnly();
+      else if (!options.readOnly) this.migrate();
     } catch (e) {
       throw toCorralError(e);
     }
+  }
+
+  private checkVersionReadOnly(): void {
+    const version = (this.raw.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+    if (version > SCHEMA_VERSION)
+      throw new CorralError('STORAGE_CORRUPT', `database schema ${version} is newer than this Corral (${SCHEMA_VERSION}): upgrade Corral`);
+    if (version < SCHEMA_VERSION)
+      throw new CorralError('STORAGE_READ_ONLY', `the Corral database needs a schema upgrade (${version} to ${SCHEMA_VERSION}) but its filesystem is read-only: mount it read-write once`);
   }
 
   private migrate(): void {

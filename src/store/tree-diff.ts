@@ -32,31 +32,17 @@ export function walkTree(objects: ObjectStore, hash: string, prefix: string, vis
 
 /** The entry at `path` in tree `root`, without following symlinks. */
 export function lookup(objects: ObjectStore, root: string, path: string): Entry | undefined {
-  let entries = objects.getTree(root);
+  let dir = root;
   let found: Entry | undefined;
   for (const part of splitPath(path)) {
     if (found) {
       if (found.kind !== 'dir') return undefined;
-      entries = objects.getTree(found.hash);
+      dir = found.hash;
     }
-    found = findEntry(entries, part);
+    found = objects.lookupEntry(dir, part);
     if (!found) return undefined;
   }
   return found;
-}
-
-/** Binary search in a sorted tree. */
-export function findEntry(entries: readonly Entry[], name: string): Entry | undefined {
-  let lo = 0;
-  let hi = entries.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const e = entries[mid]!;
-    if (e.name === name) return e;
-    if (e.name < name) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return undefined;
 }
 
 /** Every file and symlink added, modified (content or mode) or deleted between two trees. */

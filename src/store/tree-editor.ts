@@ -1,13 +1,17 @@
-// An in-memory, copy-on-write view of one vault tree for the length of a transaction. Only the
-// directories on the paths an operation touches are loaded; flush() writes the changed ones
-// bottom-up and returns the new root. Symlinks are never followed here.
+// An in-memory, copy-on-write view of one vault tree for the length of a transaction. A directory
+// is its stored hash plus an overlay of changed names, so opening one costs nothing whatever its
+// size; flush() writes the changed directories bottom-up (only their changed shards) and returns
+// the new root. Symlinks are never followed here.
 import { CorralError } from '../protocol/errors.ts';
 import { baseName, parentOf, splitPath } from '../protocol/paths.ts';
-import { EMPTY_TREE, treeTotals, type Entry, type ObjectStore } from './object-store.ts';
+import { EMPTY_TREE, type Entry, type ObjectStore } from './object-store.ts';
 
 interface DirNode {
+  /** The stored directory this node starts from (or was last flushed to). */
   hash: string;
-  entries: Map<string, Entry>;
+  /** Names set (an Entry) or removed (null) since `hash`. */
+  changes: Map<string, Entry | null>;
+  /** Subdirectories opened through this node, possibly changed. */
   children: Map<string, DirNode>;
   dirty: boolean;
 }
@@ -33,7 +37,7 @@ export class TreeEditor {
     this.objects = objects;
     this.now = now;
     this.maxFileSize = options.maxFileSize ?? null;
-    this.root = this.load(rootHash);
+    this.root = open(rootHash);
   }
 
   get mtime(): number {
@@ -42,28 +46,28 @@ export class TreeEditor {
 
   /** The entry at `path` without following symlinks; a synthetic entry for the root. */
   lstat(path: string): Entry | undefined {
-    if (path === '/') {
-      const t = treeTotals([...this.root.entries.values()]);
-      return { name: '', kind: 'dir', mode: 0o755, hash: this.root.dirty ? '' : this.root.hash, size: t.size, mtime: this.now, files: t.files };
-    }
+    if (path === '/') return { name: '', kind: 'dir', mode: 0o755, hash: this.root.hash, size: 0, mtime: this.now, files: 0 };
     const dir = this.tryDir(splitPath(parentOf(path)));
-    return dir?.entries.get(baseName(path));
+    return dir && this.entryIn(dir, baseName(path));
   }
 
-  /** The entry at `path`, with a directory's hash brought up to date (it may have changed in this edit). */
+  /** The entry at `path`, with a directory's hash and totals brought up to date (it may have changed in this edit). */
   entry(path: string): Entry | undefined {
     const e = this.lstat(path);
     if (!e || e.kind !== 'dir') return e;
-    const parts = splitPath(path);
-    const node = this.dir(parts, false, path);
-    const f = this.flushNode(node);
+    const f = this.flushNode(this.dir(splitPath(path), false, path));
     return { ...e, hash: f.hash, size: f.size, files: f.files };
   }
 
   /** A directory's entries sorted by name. */
   readDir(path: string): Entry[] {
     const node = this.dir(splitPath(path), false, path);
-    return [...node.entries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const out = new Map(this.objects.getTree(node.hash).map((e) => [e.name, e]));
+    for (const [name, e] of node.changes) {
+      if (e) out.set(name, e);
+      else out.delete(name);
+    }
+    return [...out.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** Puts an entry (any kind) at `path`, replacing what is there. The parent must be a directory. */
@@ -79,7 +83,7 @@ export class TreeEditor {
     const parent = this.dir(splitPath(parentOf(path)), true, parentOf(path));
     const name = baseName(path);
     parent.children.delete(name);
-    parent.entries.set(name, { ...entry, name });
+    parent.changes.set(name, { ...entry, name });
   }
 
   /** Removes the entry at `path`; returns it, or undefined when nothing was there. */
@@ -87,8 +91,8 @@ export class TreeEditor {
     if (path === '/') throw new CorralError('INVALID_PATH', 'the root cannot be removed');
     const parent = this.dir(splitPath(parentOf(path)), true, parentOf(path));
     const name = baseName(path);
-    const e = parent.entries.get(name);
-    parent.entries.delete(name);
+    const e = this.entryIn(parent, name);
+    if (e) parent.changes.set(name, null);
     parent.children.delete(name);
     return e;
   }
@@ -103,41 +107,43 @@ export class TreeEditor {
     return this.flushNode(this.root);
   }
 
+  private entryIn(node: DirNode, name: string): Entry | undefined {
+    const changed = node.changes.get(name);
+    if (changed !== undefined) return changed ?? undefined;
+    return this.objects.lookupEntry(node.hash, name);
+  }
+
   private flushNode(node: DirNode): Flushed {
     if (node.dirty) {
       for (const [name, child] of node.children) {
-        const old = node.entries.get(name)!;
+        const old = this.entryIn(node, name)!;
         // A clean child can still differ from its entry when entry() flushed it early.
         if (!child.dirty && child.hash === old.hash) continue;
         const f = this.flushNode(child);
-        if (f.hash !== old.hash) node.entries.set(name, { ...old, hash: f.hash, size: f.size, files: f.files, mtime: this.now });
+        if (f.hash !== old.hash) node.changes.set(name, { ...old, hash: f.hash, size: f.size, files: f.files, mtime: this.now });
       }
-      node.hash = this.objects.putTree([...node.entries.values()]);
+      // The empty tree also gets its row here, so every hash a commit names is stored.
+      if (node.changes.size > 0 || node.hash === EMPTY_TREE) {
+        node.hash = this.objects.editTree(node.hash, node.changes).hash;
+        node.changes.clear();
+      }
       node.dirty = false;
     }
-    const t = treeTotals([...node.entries.values()]);
+    const t = this.objects.totals(node.hash);
     return { hash: node.hash, size: t.size, files: t.files };
-  }
-
-  private load(hash: string): DirNode {
-    const entries = new Map<string, Entry>();
-    for (const e of this.objects.getTree(hash)) entries.set(e.name, e);
-    return { hash, entries, children: new Map(), dirty: false };
   }
 
   private tryDir(parts: string[]): DirNode | undefined {
     let node = this.root;
     for (const part of parts) {
-      const child = node.children.get(part);
-      if (child) {
-        node = child;
-        continue;
+      let child = node.children.get(part);
+      if (!child) {
+        const e = this.entryIn(node, part);
+        if (!e || e.kind !== 'dir') return undefined;
+        child = open(e.hash);
+        node.children.set(part, child);
       }
-      const e = node.entries.get(part);
-      if (!e || e.kind !== 'dir') return undefined;
-      const loaded = this.load(e.hash);
-      node.children.set(part, loaded);
-      node = loaded;
+      node = child;
     }
     return node;
   }
@@ -150,17 +156,18 @@ export class TreeEditor {
       at += '/' + part;
       let child = node.children.get(part);
       if (!child) {
-        const e = node.entries.get(part);
+        const e = this.entryIn(node, part);
         if (!e) {
           if (!create) throw new CorralError('PATH_NOT_FOUND', `no such directory: ${at}`, { path: at });
-          node.entries.set(part, { name: part, kind: 'dir', mode: 0o755, hash: EMPTY_TREE, size: 0, mtime: this.now, files: 0 });
-          child = { hash: EMPTY_TREE, entries: new Map(), children: new Map(), dirty: true };
+          node.changes.set(part, { name: part, kind: 'dir', mode: 0o755, hash: EMPTY_TREE, size: 0, mtime: this.now, files: 0 });
+          child = open(EMPTY_TREE);
+          child.dirty = true;
         } else if (e.kind === 'symlink') {
           throw new CorralError('IS_A_SYMLINK', `${at} is a symlink; Corral does not follow symlinks in paths (use the link's target)`, { path: at });
         } else if (e.kind !== 'dir') {
           throw new CorralError('NOT_A_DIRECTORY', `${at} is a file, not a directory${at === path ? '' : ` (in ${path})`}`, { path: at });
         } else {
-          child = this.load(e.hash);
+          child = open(e.hash);
         }
         node.children.set(part, child);
       }
@@ -169,4 +176,8 @@ export class TreeEditor {
     }
     return node;
   }
+}
+
+function open(hash: string): DirNode {
+  return { hash, changes: new Map(), children: new Map(), dirty: false };
 }

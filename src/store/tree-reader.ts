@@ -3,7 +3,7 @@
 import { CorralError } from '../protocol/errors.ts';
 import { normalizePath, parentOf, splitPath } from '../protocol/paths.ts';
 import type { Entry, ObjectStore } from './object-store.ts';
-import { findEntry, lookup } from './tree-diff.ts';
+import { lookup } from './tree-diff.ts';
 
 const MAX_LINK_HOPS = 40;
 
@@ -17,13 +17,8 @@ export class TreeReader {
   }
 
   rootEntry(): Entry {
-    let size = 0;
-    let files = 0;
-    for (const e of this.objects.getTree(this.root)) {
-      size += e.size;
-      files += e.kind === 'dir' ? (e.files ?? 0) : 1;
-    }
-    return { name: '', kind: 'dir', mode: 0o755, hash: this.root, size, mtime: 0, files };
+    const t = this.objects.totals(this.root);
+    return { name: '', kind: 'dir', mode: 0o755, hash: this.root, size: t.size, mtime: 0, files: t.files };
   }
 
   /** The entry at `path` itself (a symlink stays a symlink). */
@@ -48,7 +43,7 @@ export class TreeReader {
       for (let i = 0; i < parts.length; i++) {
         if (entry.kind !== 'dir') throw new CorralError('NOT_A_DIRECTORY', `${at} is not a directory`, { path: at });
         at += '/' + parts[i];
-        const e = findEntry(this.objects.getTree(entry.hash), parts[i]!);
+        const e = this.objects.lookupEntry(entry.hash, parts[i]!);
         if (!e) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${at}`, { path: at });
         if (e.kind === 'symlink') {
           const rest = parts.slice(i + 1).join('/');

@@ -41,9 +41,13 @@ const enc = (s: string) => new TextEncoder().encode(s);
 
 /** One random operation; errors a real user could hit (missing paths) are fine and ignored. */
 function randomOp(c: Corral, vault: string, r: () => number, step: number): void {
-  const dirs = ['/', '/a', '/a/b', '/c', '/c/d/e'];
+  // '/wide' grows past a shard (MAX_LEAF entries), so sharded directories are exercised too.
+  const dirs = ['/', '/a', '/a/b', '/c', '/c/d/e', '/wide', '/wide'];
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)]!;
-  const path = () => `${pick(dirs)}/f${Math.floor(r() * 6)}`.replace('//', '/');
+  const path = () => {
+    const d = pick(dirs);
+    return `${d}/f${Math.floor(r() * (d === '/wide' ? 90 : 6))}`.replace('//', '/');
+  };
   const dir = () => pick(dirs.slice(1));
   try {
     const x = r();
@@ -68,10 +72,11 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
     const r = rng(seed);
     const c = openCorral();
     c.vaults.create('v');
+    for (let i = 0; i < 90; i += 2) c.files.write('v', `/wide/f${i}`, enc(`seed ${i}`));
     const trees: string[] = [];
-    for (let step = 0; step < 60; step++) {
+    for (let step = 0; step < 150; step++) {
       randomOp(c, 'v', r, step);
-      if (step % 10 === 0) {
+      if (step % 25 === 0) {
         c.checkpoints.save('v', `s${step}`);
         trees.push(headTree(c, 'v'));
       }
@@ -110,6 +115,7 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
     const r = rng(seed * 7919);
     const c = openCorral();
     c.vaults.create('src');
+    for (let i = 0; i < 90; i += 2) c.files.write('src', `/wide/f${i}`, enc(`seed ${i}`));
     for (let i = 0; i < 15; i++) randomOp(c, 'src', r, i);
     c.vaults.fork('src', 'fork');
     const srcBefore = listing(c.store.objects, headTree(c, 'src'));
