@@ -29,6 +29,8 @@ export const errorCodes = {
   STORAGE_BUSY: { status: 503, exit: 6 },
   STORAGE_CORRUPT: { status: 500, exit: 6 },
   HOST_IO_ERROR: { status: 500, exit: 6 },
+  /** A host path Corral refuses to write through (a symlink in the way of an export). */
+  UNSAFE_HOST_PATH: { status: 409, exit: 4 },
   BUNDLE_INVALID: { status: 400, exit: 2 },
   INTERNAL: { status: 500, exit: 1 },
 } as const satisfies Record<string, { status: number; exit: number }>;
@@ -64,7 +66,7 @@ export function toCorralError(e: unknown): CorralError {
   if (e instanceof CorralError) return e;
   const err = e as { code?: string; errcode?: number; message?: string };
   const msg = err?.message ?? String(e);
-  // SQLite's primary result codes (errcode & 0xff): 5 BUSY, 6 LOCKED, 8 READONLY, 11 CORRUPT, 13 FULL, 26 NOTADB.
+  // SQLite's primary result codes (errcode & 0xff): 5 BUSY, 6 LOCKED, 8 READONLY, 10 IOERR, 11 CORRUPT, 13 FULL, 14 CANTOPEN, 26 NOTADB.
   const primary = typeof err?.errcode === 'number' ? err.errcode & 0xff : -1;
   if (primary === 13 || /database or disk is full|ENOSPC/.test(msg))
     return new CorralError('STORAGE_FULL', 'the disk holding the Corral database is full: free space, then retry (nothing was changed)', {}, e);
@@ -74,6 +76,10 @@ export function toCorralError(e: unknown): CorralError {
     return new CorralError('STORAGE_BUSY', 'the Corral database stayed locked by another process: retry', {}, e);
   if (primary === 11 || primary === 26)
     return new CorralError('STORAGE_CORRUPT', `the Corral database is damaged: ${msg}`, {}, e);
+  if (primary === 14)
+    return new CorralError('HOST_IO_ERROR', `cannot open the Corral database (${msg}): check that $CORRAL_HOME exists and that its folder and files are readable and writable`, { errcode: err.errcode }, e);
+  if (primary === 10)
+    return new CorralError('HOST_IO_ERROR', `the disk under the Corral database failed a read or write (${msg}): check the disk, then retry`, { errcode: err.errcode }, e);
   if (err?.code === 'ENOSPC') return new CorralError('STORAGE_FULL', `no space left on the host disk: ${msg}`, {}, e);
   if (typeof err?.code === 'string' && /^E[A-Z]+$/.test(err.code))
     return new CorralError('HOST_IO_ERROR', msg, { errno: err.code }, e);
