@@ -66,10 +66,12 @@ export class Output {
     let total: number | undefined;
     let frame = 0;
     let shown = false;
+    let lastDraw = 0;
     const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     const draw = (): void => {
       if (!enabled || Date.now() - started < 500) return;
       shown = true;
+      lastDraw = Date.now();
       const pct = total ? ` ${Math.floor((done / total) * 100)}%` : '';
       this.stderr.write(`\r\x1b[2K${frames[frame++ % frames.length]} ${label} ${done}${total ? `/${total}` : ''}${pct}`);
     };
@@ -79,7 +81,8 @@ export class Output {
       update: (d, t) => {
         done = d;
         total = t ?? total;
-        if (enabled && frame === 0) draw();
+        // Synchronous work starves the timer, so updates draw too (at most every 100 ms).
+        if (enabled && Date.now() - lastDraw >= 100) draw();
       },
       stop: () => {
         if (timer) clearInterval(timer);
