@@ -9,7 +9,7 @@ import { baseName, normalizePath, validateMetaKey, validateTag } from '../protoc
 import type { Caller, Commit, CorralStore, Vault } from '../store/corral-store.ts';
 import type { Database } from '../store/database.ts';
 import type { Entry, EntryKind } from '../store/object-store.ts';
-import { lookup, walkTree } from '../store/tree-diff.ts';
+import { diffTrees, lookup, walkTree } from '../store/tree-diff.ts';
 import type { ServiceDeps } from './corral.ts';
 import { isBinary } from './history-service.ts';
 import { pathsWithMeta, pathsWithTag } from './tag-service.ts';
@@ -285,12 +285,31 @@ export function dropIndexedBlobs(db: Database, hashes: readonly string[]): numbe
     db.run('DELETE FROM fts WHERE rowid IN (SELECT docid FROM fts_docs WHERE hash IN (SELECT value FROM json_each(?)))', batch);
     dropped += db.run('DELETE FROM fts_docs WHERE hash IN (SELECT value FROM json_each(?))', batch).changes;
   }
+  // Tells every process's cached docids (SearchService.heads) that some may be gone.
+  if (dropped > 0) db.run(`INSERT INTO settings(key, value) VALUES ('${FTS_GENERATION}', '1') ON CONFLICT(key) DO UPDATE SET value = value + 1`);
   return dropped;
+}
+
+const FTS_GENERATION = 'fts_generation';
+
+/** The indexable files of one vault's head: blob hash -> paths, and the docids known for them. */
+interface HeadFiles {
+  tree: string;
+  /** The index's generation the docids were read at (dropIndexedBlobs moves it on). */
+  generation: string;
+  byHash: Map<string, string[]>;
+  docids: Map<string, number>;
+}
+
+function indexable(kind: EntryKind, size: number): boolean {
+  return kind === 'file' && size <= FTS_MAX_FILE_BYTES;
 }
 
 export class SearchService {
   private readonly store: CorralStore;
   private readonly caller: Caller;
+  /** Per vault id, the files of the head last searched: the next search diffs from it (O(changes)) instead of walking the tree. */
+  private readonly heads = new Map<number, HeadFiles>();
 
   constructor({ store, caller }: ServiceDeps) {
     this.store = store;
@@ -428,25 +447,54 @@ export class SearchService {
 
   // ---- full-text search ---------------------------------------------------------------------------
 
+  /** The head's indexable files: diffed from the last search's head when there is one, else walked. */
+  private headFiles(vault: Vault, tree: string): HeadFiles {
+    const generation = this.store.getSetting(FTS_GENERATION) ?? '0';
+    const prev = this.heads.get(vault.id);
+    if (prev && prev.generation !== generation) {
+      prev.docids.clear();
+      prev.generation = generation;
+    }
+    if (prev?.tree === tree) return prev;
+    const head: HeadFiles = prev ?? { tree, generation, byHash: new Map(), docids: new Map() };
+    const add = (hash: string, path: string): void => {
+      const paths = head.byHash.get(hash);
+      if (paths) paths.push(path);
+      else head.byHash.set(hash, [path]);
+    };
+    if (prev) {
+      for (const c of diffTrees(this.store.objects, prev.tree, tree)) {
+        if (c.oldHash !== undefined && indexable(c.oldKind ?? c.kind, c.oldSize ?? 0)) {
+          const rest = (head.byHash.get(c.oldHash) ?? []).filter((p) => p !== c.path);
+          if (rest.length > 0) head.byHash.set(c.oldHash, rest);
+          else {
+            head.byHash.delete(c.oldHash);
+            head.docids.delete(c.oldHash);
+          }
+        }
+        if (c.newHash !== undefined && indexable(c.kind, c.newSize ?? 0)) add(c.newHash, c.path);
+      }
+    } else {
+      walkTree(this.store.objects, tree, '/', (at, e) => void (indexable(e.kind, e.size) && add(e.hash, at)));
+    }
+    head.tree = tree;
+    this.heads.set(vault.id, head);
+    return head;
+  }
+
   /**
-   * Indexes the text blobs of a tree that are not in the index yet, in one write transaction.
-   * Returns the docids of the tree's text blobs with the paths each appears at.
+   * Indexes the head's text blobs that are not in the index yet, in one write transaction.
+   * Returns the docids of the head's text blobs with the paths each appears at.
    */
-  private indexTree(tree: string, onProgress?: (done: number, total: number) => void): { docs: Map<number, string[]>; indexed: number } {
-    const byHash = new Map<string, string[]>();
-    walkTree(this.store.objects, tree, '/', (at, e) => {
-      if (e.kind !== 'file' || e.size > FTS_MAX_FILE_BYTES) return;
-      const paths = byHash.get(e.hash);
-      if (paths) paths.push(at);
-      else byHash.set(e.hash, [at]);
-    });
+  private indexTree(vault: Vault, tree: string, onProgress?: (done: number, total: number) => void): { docs: Map<number, string[]>; indexed: number } {
+    const head = this.headFiles(vault, tree);
+    const { byHash, docids } = head;
     const db = this.store.db;
-    const docids = new Map<string, number>();
     const known = (hashes: string[]): void => {
       for (let i = 0; i < hashes.length; i += 1000)
         for (const r of db.all<{ hash: string; docid: number }>('SELECT hash, docid FROM fts_docs WHERE hash IN (SELECT value FROM json_each(?))', JSON.stringify(hashes.slice(i, i + 1000)))) docids.set(r.hash, r.docid);
     };
-    known([...byHash.keys()]);
+    known([...byHash.keys()].filter((h) => !docids.has(h)));
     let indexed = 0;
     if (docids.size < byHash.size) {
       db.transaction(() => {
@@ -482,7 +530,7 @@ export class SearchService {
     const limit = options.limit ?? SEARCH_DEFAULT_LIMIT;
     const match = options.literal ? literalQuery(query) : query;
     const v = this.store.getVault(vault);
-    const { docs, indexed } = this.indexTree(this.store.getCommit(v.head).tree, options.onProgress);
+    const { docs, indexed } = this.indexTree(v, this.store.getCommit(v.head).tree, options.onProgress);
     if (docs.size === 0 || limit === 0) return { results: [], indexed };
 
     let rows: { docid: number; score: number; snippet: string }[];
