@@ -87,20 +87,22 @@ export class AuditLog {
 
   /** Appends one record; call inside the transaction whose change it records. */
   append(input: AuditInput): AuditRecord {
-    return this.db.transaction(() => {
-      const last = this.db.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
-      const seq = (last?.seq ?? 0) + 1;
-      const prevHash = last?.hash ?? GENESIS;
-      const ts = this.now();
-      const details = JSON.stringify(input.details);
-      const hash = recordHash(prevHash, { ...input, seq, ts, details });
-      this.db.run(
-        'INSERT INTO audit(seq, ts, actor, vault, op, target, details, result, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        seq, ts, input.actor, input.vault, input.op, input.target, details, input.result, prevHash, hash,
-      );
-      this.db.run('INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', HEAD_KEY, `${seq}:${hash}`);
-      return { ...input, seq, ts, prevHash, hash };
-    });
+    return this.db.inTransaction ? this.appendNow(input) : this.db.transaction(() => this.appendNow(input));
+  }
+
+  private appendNow(input: AuditInput): AuditRecord {
+    const last = this.db.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1');
+    const seq = (last?.seq ?? 0) + 1;
+    const prevHash = last?.hash ?? GENESIS;
+    const ts = this.now();
+    const details = JSON.stringify(input.details);
+    const hash = recordHash(prevHash, { ...input, seq, ts, details });
+    this.db.run(
+      'INSERT INTO audit(seq, ts, actor, vault, op, target, details, result, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      seq, ts, input.actor, input.vault, input.op, input.target, details, input.result, prevHash, hash,
+    );
+    this.db.run('INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', HEAD_KEY, `${seq}:${hash}`);
+    return { ...input, seq, ts, prevHash, hash };
   }
 
   list(filter: AuditFilter = {}): AuditRecord[] {

@@ -304,10 +304,6 @@ export class CorralStore {
   }
 
   /**
-   * Changes a vault's files: `fn` edits the head tree; the result becomes one new commit and the
-   * vault's head moves to it (compare-and-swap). Quotas are checked here, for every write path.
-   */
-  /**
    * Makes `root` the vault's new head (a commit on top of `head`), checking quotas; returns null
    * when nothing changed. Call inside write().
    */
@@ -319,6 +315,10 @@ export class CorralStore {
     return commit;
   }
 
+  /**
+   * Changes a vault's files: `fn` edits the head tree; the result becomes one new commit and the
+   * vault's head moves to it (compare-and-swap). Quotas are checked here, for every write path.
+   */
   mutate<T>(caller: Caller, vaultName: string, options: MutateOptions, fn: (editor: TreeEditor, vault: Vault) => T): { value: T; commit: Commit | null } {
     let commit: Commit | null = null;
     const value = this.write(
