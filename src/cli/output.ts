@@ -92,6 +92,11 @@ export class Output {
   }
 }
 
+/** The `Examples:` block of a command's --help. */
+export function examples(...commands: string[]): string {
+  return '\nExamples:\n' + commands.map((c) => `  $ ${c}`).join('\n');
+}
+
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];

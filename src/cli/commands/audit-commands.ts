@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { CorralError } from '../../protocol/errors.ts';
 import { normalizePath } from '../../protocol/paths.ts';
 import { type CliContext, parseCount } from '../context.ts';
-import { formatTime } from '../output.ts';
+import { formatTime, examples } from '../output.ts';
 
 /** Accepts an ISO time, or a duration back from now: 30s, 15m, 2h, 7d. */
 export function parseSince(text: string, now = Date.now()): number {
@@ -43,6 +43,7 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
   audit
     .command('verify')
     .description('check the hash chain: reports any changed, deleted or inserted record and where')
+    .addHelpText('after', examples('corral audit verify', 'corral audit verify --json'))
     .action(
       ctx.action(() => {
         const v = ctx.corral.store.audit.verify();

@@ -1,11 +1,14 @@
 // corral checkpoint save|list|info|diff|restore|delete.
 import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
-import { formatBytes, formatTime, shortId, table } from '../output.ts';
+import { formatBytes, formatTime, shortId, table, examples } from '../output.ts';
 import { renderDiff } from './history-commands.ts';
 
 export function registerCheckpointCommands(program: Command, ctx: CliContext): void {
-  const cp = program.command('checkpoint').description('named versions of a vault: save, list, inspect, diff, restore, delete');
+  const cp = program
+    .command('checkpoint')
+    .description('named versions of a vault: save, list, inspect, diff, restore, delete')
+    .addHelpText('after', examples('corral checkpoint save before-refactor', 'corral checkpoint diff before-refactor', 'corral checkpoint restore before-refactor'));
 
   cp.command('save [name]')
     .description('name the current head (default name: cp-<timestamp with milliseconds>)')
@@ -21,6 +24,7 @@ export function registerCheckpointCommands(program: Command, ctx: CliContext): v
   cp.command('list')
     .alias('ls')
     .description('list checkpoints, oldest first')
+    .addHelpText('after', examples('corral checkpoint list'))
     .action(
       ctx.action(() => {
         const checkpoints = ctx.corral.checkpoints.list(ctx.vault());
@@ -34,6 +38,7 @@ export function registerCheckpointCommands(program: Command, ctx: CliContext): v
 
   cp.command('info <name>')
     .description('show a checkpoint')
+    .addHelpText('after', examples('corral checkpoint info before-refactor --json'))
     .action(
       ctx.action((name: string) => {
         const info = ctx.corral.checkpoints.info(ctx.vault(), name);
@@ -44,6 +49,7 @@ export function registerCheckpointCommands(program: Command, ctx: CliContext): v
   cp.command('diff <name>')
     .description('what changed from the checkpoint to the head')
     .option('-p, --patch', 'include unified text diffs')
+    .addHelpText('after', examples('corral checkpoint diff before-refactor -p'))
     .action(
       ctx.action((name: string, opts: { patch?: boolean }) => {
         const vault = ctx.vault();
@@ -66,6 +72,7 @@ export function registerCheckpointCommands(program: Command, ctx: CliContext): v
   cp.command('delete <name>')
     .alias('rm')
     .description('delete a checkpoint (its commit stays in the history)')
+    .addHelpText('after', examples('corral checkpoint delete before-refactor'))
     .action(
       ctx.action((name: string) => {
         const removed = ctx.corral.checkpoints.delete(ctx.vault(), name);

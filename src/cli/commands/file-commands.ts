@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { CorralError } from '../../protocol/errors.ts';
 import { type CliContext, readStdin } from '../context.ts';
-import { formatBytes, formatMode, formatTime, shortId, table, type Colors } from '../output.ts';
+import { formatBytes, formatMode, formatTime, shortId, table, type Colors, examples } from '../output.ts';
 import type { FileStat, TreeNode } from '../../services/file-service.ts';
 import { isBinary } from '../../services/history-service.ts';
 
@@ -91,6 +91,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .command('mkdir <path>')
     .description('create a directory')
     .option('-p, --parents', 'create missing parents; no error if it exists')
+    .addHelpText('after', examples('corral mkdir /src/lib -p'))
     .action(
       ctx.action((path: string, opts: { parents?: boolean }) => {
         const r = ctx.corral.files.mkdir(ctx.vault(), path, { parents: opts.parents === true });
@@ -103,6 +104,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .description('remove a file, link, or (with -r) a directory')
     .option('-r, --recursive', 'remove directories and their contents')
     .option('-f, --force', 'no error when the path does not exist')
+    .addHelpText('after', examples('corral rm /notes.txt', 'corral rm -r /build', 'corral rm -f /maybe-there'))
     .action(
       ctx.action((path: string, opts: { recursive?: boolean; force?: boolean }) => {
         const r = ctx.corral.files.rm(ctx.vault(), path, { recursive: opts.recursive === true, force: opts.force === true });
@@ -114,6 +116,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .command('cp <from> <to>')
     .description('copy a file or link, or (with -r) a directory; into TO when TO is a directory')
     .option('-r, --recursive', 'copy directories')
+    .addHelpText('after', examples('corral cp /config.json /config.backup.json', 'corral cp -r /src /src-copy'))
     .action(
       ctx.action((from: string, to: string, opts: { recursive?: boolean }) => {
         const r = ctx.corral.files.cp(ctx.vault(), from, to, { recursive: opts.recursive === true });
@@ -124,6 +127,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
   program
     .command('mv <from> <to>')
     .description('move or rename; into TO when TO is a directory')
+    .addHelpText('after', examples('corral mv /draft.md /docs/final.md', 'corral mv /old-dir /archive/'))
     .action(
       ctx.action((from: string, to: string) => {
         const r = ctx.corral.files.mv(ctx.vault(), from, to);
@@ -137,6 +141,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .option('-L, --level <n>', 'descend at most N levels')
     .option('-a, --all', 'include names starting with .')
     .option('--rev <ref>', 'at a checkpoint, commit or HEAD~N')
+    .addHelpText('after', examples('corral tree', 'corral tree /src -L 2'))
     .action(
       ctx.action((path: string | undefined, opts: { level?: string; all?: boolean; rev?: string }) => {
         let depth: number | undefined;
@@ -153,6 +158,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .command('stat <path>')
     .description('show an entry: kind, mode, size, modified time, content hash, link target')
     .option('--rev <ref>', 'at a checkpoint, commit or HEAD~N')
+    .addHelpText('after', examples('corral stat /build.sh', 'corral stat /link --json'))
     .action(
       ctx.action((path: string, opts: { rev?: string }) => {
         const s = ctx.corral.files.stat(ctx.vault(), path, opts.rev);
@@ -170,6 +176,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
   program
     .command('touch <path>')
     .description("create an empty file, or update an entry's modified time")
+    .addHelpText('after', examples('corral touch /.keep'))
     .action(
       ctx.action((path: string) => {
         const r = ctx.corral.files.touch(ctx.vault(), path);
@@ -181,6 +188,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .command('ln <target> <path>')
     .description('create a symlink at PATH pointing to TARGET (stored as a link, never followed out of the vault)')
     .option('-s, --symbolic', 'accepted for familiarity: every link is symbolic')
+    .addHelpText('after', examples('corral ln -s ../shared/config.json /app/config.json'))
     .action(
       ctx.action((target: string, path: string) => {
         const r = ctx.corral.files.symlink(ctx.vault(), target, path);
@@ -191,6 +199,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
   program
     .command('chmod <mode> <path>')
     .description('set the permission bits of a file or directory (octal, e.g. 755)')
+    .addHelpText('after', examples('corral chmod 755 /scripts/run.sh'))
     .action(
       ctx.action((mode: string, path: string) => {
         const r = ctx.corral.files.chmod(ctx.vault(), path, parseMode(mode)!);

@@ -1,7 +1,7 @@
 // corral log|show|diff|revert.
 import type { Command } from 'commander';
 import { type CliContext, parseCount } from '../context.ts';
-import { formatBytes, formatTime, shortId, type Colors } from '../output.ts';
+import { formatBytes, formatTime, shortId, type Colors, examples } from '../output.ts';
 import type { Commit } from '../../store/corral-store.ts';
 import type { DiffResult } from '../../services/history-service.ts';
 
@@ -46,6 +46,7 @@ export function registerHistoryCommands(program: Command, ctx: CliContext): void
     .command('show [ref]')
     .description('show a commit and what it changed (default HEAD)')
     .option('-p, --patch', 'include unified text diffs')
+    .addHelpText('after', examples('corral show', 'corral show HEAD~2 -p'))
     .action(
       ctx.action((ref: string | undefined, opts: { patch?: boolean }) => {
         const r = ctx.corral.history.show(ctx.vault(), ref ?? 'HEAD', { patch: opts.patch === true });

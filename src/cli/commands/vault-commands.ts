@@ -1,7 +1,7 @@
 // corral vault create|list|use|info|rename|delete|fork, and corral quota.
 import type { Command } from 'commander';
 import { type CliContext, parseSize, parseCount } from '../context.ts';
-import { formatBytes, formatTime, shortId, table } from '../output.ts';
+import { formatBytes, formatTime, shortId, table, examples } from '../output.ts';
 import type { Quota } from '../../store/corral-store.ts';
 
 function quotaText(q: Quota): string {
@@ -14,7 +14,10 @@ function quotaText(q: Quota): string {
 }
 
 export function registerVaultCommands(program: Command, ctx: CliContext): void {
-  const vault = program.command('vault').description('create, list, select, inspect, rename, delete and fork vaults');
+  const vault = program
+    .command('vault')
+    .description('create, list, select, inspect, rename, delete and fork vaults')
+    .addHelpText('after', examples('corral vault create my-agent --use', 'corral vault fork my-agent experiment', 'corral vault list --json'));
 
   vault
     .command('create <name>')
@@ -33,6 +36,7 @@ export function registerVaultCommands(program: Command, ctx: CliContext): void {
     .command('list')
     .alias('ls')
     .description('list vaults')
+    .addHelpText('after', examples('corral vault list', 'corral vault list --json'))
     .action(
       ctx.action(() => {
         const vaults = ctx.corral.vaults.list();
@@ -47,6 +51,7 @@ export function registerVaultCommands(program: Command, ctx: CliContext): void {
   vault
     .command('use <name>')
     .description('make a vault the current one')
+    .addHelpText('after', examples('corral vault use my-agent'))
     .action(
       ctx.action((name: string) => {
         const v = ctx.corral.vaults.use(name);
@@ -57,6 +62,7 @@ export function registerVaultCommands(program: Command, ctx: CliContext): void {
   vault
     .command('info [name]')
     .description('show a vault: head, size, history, parent and the commit it was forked from, quota')
+    .addHelpText('after', examples('corral vault info', 'corral vault info experiment --json'))
     .action(
       ctx.action((name: string | undefined) => {
         const info = ctx.corral.vaults.info(name ?? ctx.vault());
@@ -76,6 +82,7 @@ export function registerVaultCommands(program: Command, ctx: CliContext): void {
   vault
     .command('rename <from> <to>')
     .description('rename a vault')
+    .addHelpText('after', examples('corral vault rename scratch agent-2'))
     .action(
       ctx.action((from: string, to: string) => {
         const v = ctx.corral.vaults.rename(from, to);
@@ -88,6 +95,7 @@ export function registerVaultCommands(program: Command, ctx: CliContext): void {
     .alias('rm')
     .description('delete a vault with its checkpoints, tags and metadata (needs --yes)')
     .option('-y, --yes', 'confirm the deletion')
+    .addHelpText('after', examples('corral vault delete scratch --yes'))
     .action(
       ctx.action((name: string, opts: { yes?: boolean }) => {
         const v = ctx.corral.vaults.delete(name, opts.yes === true);
@@ -107,10 +115,14 @@ export function registerVaultCommands(program: Command, ctx: CliContext): void {
       }),
     );
 
-  const quota = program.command('quota').description("show or set the current vault's quotas (total bytes, file count, max file size)");
+  const quota = program
+    .command('quota')
+    .description("show or set the current vault's quotas (total bytes, file count, max file size)")
+    .addHelpText('after', examples('corral quota', 'corral quota set --max-bytes 100M --max-files 10000'));
   quota
     .command('show', { isDefault: true })
     .description('show the quotas and the current usage')
+    .addHelpText('after', examples('corral quota', 'corral quota show --json'))
     .action(
       ctx.action(() => {
         const name = ctx.vault();
