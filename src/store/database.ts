@@ -126,7 +126,7 @@ export class Database {
       let raw = new DatabaseSync(path, settings);
       let immutable = false;
       try {
-        raw.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;');
+        raw.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8192;');
       } catch (e) {
         raw.close();
         if (!readableAsImmutable(path, e)) throw e;

@@ -33,14 +33,16 @@ function byName(a: Entry, b: Entry): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
+/** The JSON of EncodedEntry[], written directly: this runs on every write, for every changed directory. */
 function encodeSorted(sorted: readonly Entry[]): string {
-  return JSON.stringify(
-    sorted.map((e): EncodedEntry =>
-      e.kind === 'dir'
-        ? [e.name, 'd', e.mode, e.hash, e.size, e.mtime, e.files ?? 0]
-        : [e.name, kindCode[e.kind], e.mode, e.hash, e.size, e.mtime],
-    ),
-  );
+  let out = '[';
+  for (let i = 0; i < sorted.length; i++) {
+    const e = sorted[i]!;
+    if (i > 0) out += ',';
+    if (!Number.isFinite(e.mode + e.size + e.mtime + (e.files ?? 0))) throw new CorralError('INTERNAL', `tree entry ${e.name} has a non-numeric field`);
+    out += `[${JSON.stringify(e.name)},"${kindCode[e.kind]}",${e.mode},"${e.hash}",${e.size},${e.mtime}${e.kind === 'dir' ? `,${e.files ?? 0}` : ''}]`;
+  }
+  return out + ']';
 }
 
 export function encodeTree(entries: readonly Entry[]): string {
@@ -217,12 +219,15 @@ export class ObjectStore {
   private edit(hash: string, depth: number, changes: [string, Entry | null][]): ShardRef {
     const node = this.getNode(hash);
     if (node.kind === 'leaf') {
-      const merged = new Map(node.entries.map((e) => [e.name, e]));
+      // A leaf is small and sorted: splice each change in at its place.
+      const merged = [...node.entries];
       for (const [name, e] of changes) {
-        if (e) merged.set(name, { ...e, name });
-        else merged.delete(name);
+        const at = sortedIndex(merged, name);
+        const exists = merged[at]?.name === name;
+        if (e) merged.splice(at, exists ? 1 : 0, { ...e, name });
+        else if (exists) merged.splice(at, 1);
       }
-      return this.build([...merged.values()].sort(byName), depth);
+      return this.build(merged, depth);
     }
     const groups = new Map<number, [string, Entry | null][]>();
     for (const change of changes) {
@@ -285,6 +290,18 @@ function parseNode(text: string): TreeNode {
     return { kind: 'index', depth: x.d, children: x.c.map(([hash, count, size, files]) => ({ hash, count, size, files })) };
   }
   return { kind: 'leaf', entries: decodeTree(text) };
+}
+
+/** Where `name` is, or would go, in entries sorted by name. */
+function sortedIndex(entries: readonly Entry[], name: string): number {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (entries[mid]!.name < name) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Binary search in entries sorted by name. */
