@@ -6,6 +6,21 @@ import { CorralError } from '../protocol/errors.ts';
 import { baseName, parentOf, splitPath } from '../protocol/paths.ts';
 import { EMPTY_TREE, type Entry, type ObjectStore } from './object-store.ts';
 
+/** A file or symlink over the vault's max file size; every write path (edits, imports) reports it alike. */
+export function fileSizeQuotaError(path: string, size: number, limit: number): CorralError {
+  return new CorralError('QUOTA_EXCEEDED', `${path} is ${size} bytes, over the vault's max file size of ${limit}: raise it with 'corral quota set --max-file-size N' (nothing was changed)`, {
+    path,
+    size,
+    limit,
+    quota: 'maxFileSize',
+  });
+}
+
+/** A symlink where a path needs a directory: paths inside a vault never go through links. */
+export function symlinkInPathError(at: string): CorralError {
+  return new CorralError('IS_A_SYMLINK', `${at} is a symlink; Corral does not follow symlinks in paths (use the link's target)`, { path: at });
+}
+
 interface DirNode {
   /** The stored directory this node starts from (or was last flushed to). */
   hash: string;
@@ -74,12 +89,7 @@ export class TreeEditor {
   set(path: string, entry: Omit<Entry, 'name'>): void {
     if (path === '/') throw new CorralError('INVALID_PATH', 'the root cannot be replaced');
     if (entry.kind !== 'dir' && this.maxFileSize !== null && entry.size > this.maxFileSize)
-      throw new CorralError('QUOTA_EXCEEDED', `${path} is ${entry.size} bytes, over the vault's max file size of ${this.maxFileSize}: raise it with 'corral quota set --max-file-size N' (nothing was changed)`, {
-        path,
-        size: entry.size,
-        limit: this.maxFileSize,
-        quota: 'maxFileSize',
-      });
+      throw fileSizeQuotaError(path, entry.size, this.maxFileSize);
     const parent = this.dir(splitPath(parentOf(path)), true, parentOf(path));
     const name = baseName(path);
     parent.children.delete(name);
@@ -163,7 +173,7 @@ export class TreeEditor {
           child = open(EMPTY_TREE);
           child.dirty = true;
         } else if (e.kind === 'symlink') {
-          throw new CorralError('IS_A_SYMLINK', `${at} is a symlink; Corral does not follow symlinks in paths (use the link's target)`, { path: at });
+          throw symlinkInPathError(at);
         } else if (e.kind !== 'dir') {
           throw new CorralError('NOT_A_DIRECTORY', `${at} is a file, not a directory${at === path ? '' : ` (in ${path})`}`, { path: at });
         } else {

@@ -1,0 +1,93 @@
+// Planning the import of a host directory: one walk over its metadata (file contents are read
+// later, at build time). Symlinks are recorded as links, never followed; other special files are skipped.
+import { lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { CorralError } from '../protocol/errors.ts';
+import { MAX_PATH_BYTES, joinPath } from '../protocol/paths.ts';
+import { errnoCode, hostError } from './host-files.ts';
+import { planDir, pointsOutside, type PlanDir } from './import-plan.ts';
+import { checkFileSize } from './transfer-limits.ts';
+import type { OutsideLink, SkippedEntry } from './transfer-service.ts';
+
+export interface HostScan {
+  root: PlanDir;
+  /** Files and symlinks found (directories not counted). */
+  entries: number;
+  skipped: SkippedEntry[];
+  outside: OutsideLink[];
+}
+
+const encoder = new TextEncoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Plans the import of the host directory `source` (an absolute path) at `vaultPath`. */
+export function scanHostDir(source: string, vaultPath: string, maxFileSize: number | null): HostScan {
+  let st: Stats;
+  try {
+    st = statSync(source);
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') throw new CorralError('PATH_NOT_FOUND', `no such host directory: ${source}`, { hostPath: source });
+    throw hostError(e, source);
+  }
+  if (!st.isDirectory()) throw new CorralError('NOT_A_DIRECTORY', `${source} is not a directory: import takes a directory (to add one file, use 'corral write PATH < FILE')`, { hostPath: source });
+  const scan: HostScan = { root: planDir(st.mode & 0o777, Math.floor(st.mtimeMs)), entries: 0, skipped: [], outside: [] };
+  scanLevel(source, vaultPath, 0, scan.root, maxFileSize, scan);
+  return scan;
+}
+
+/** Reads one host directory level into `dir`. */
+function scanLevel(host: string, vaultDir: string, depth: number, dir: PlanDir, maxFileSize: number | null, scan: HostScan): void {
+  let names: string[];
+  try {
+    names = readdirSync(host);
+  } catch (e) {
+    throw hostError(e, host);
+  }
+  for (const name of names) {
+    const hostPath = host + '/' + name;
+    const path = joinPath(vaultDir, name);
+    checkVaultPathLength(path);
+    let st: Stats | undefined;
+    try {
+      st = lstatSync(hostPath, { throwIfNoEntry: false });
+    } catch (e) {
+      throw hostError(e, hostPath);
+    }
+    if (!st) {
+      // Names that are not UTF-8 decode lossily and then cannot be found again.
+      scan.skipped.push({ path, reason: name.includes('\uFFFD') ? 'name is not valid UTF-8' : 'vanished during the import' });
+      continue;
+    }
+    const mtime = Math.floor(st.mtimeMs);
+    if (st.isDirectory()) {
+      const child = planDir(st.mode & 0o777, mtime);
+      dir.children.set(name, child);
+      scanLevel(hostPath, path, depth + 1, child, maxFileSize, scan);
+    } else if (st.isFile()) {
+      checkFileSize(path, st.size, maxFileSize);
+      dir.children.set(name, { kind: 'file', mode: st.mode & 0o777, mtime, size: st.size, host: hostPath });
+      scan.entries++;
+    } else if (st.isSymbolicLink()) {
+      let target: string;
+      try {
+        target = strictUtf8.decode(readlinkSync(hostPath, { encoding: 'buffer' }));
+      } catch (e) {
+        if (e instanceof TypeError) {
+          scan.skipped.push({ path, reason: 'link target is not valid UTF-8' });
+          continue;
+        }
+        throw hostError(e, hostPath);
+      }
+      if (pointsOutside(depth, target)) scan.outside.push({ path, target });
+      dir.children.set(name, { kind: 'symlink', mtime, target });
+      scan.entries++;
+    } else {
+      const kind = st.isSocket() ? 'socket' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'character device' : st.isBlockDevice() ? 'block device' : 'special file';
+      scan.skipped.push({ path, reason: `${kind} (not a file, directory or symlink)` });
+    }
+  }
+}
+
+function checkVaultPathLength(path: string): void {
+  if (path.length * 3 > MAX_PATH_BYTES && encoder.encode(path).length > MAX_PATH_BYTES)
+    throw new CorralError('INVALID_PATH', `${path.slice(0, 80)}… is longer than ${MAX_PATH_BYTES} bytes inside the vault (nothing was changed)`, { path: path.slice(0, 200) });
+}
