@@ -71,4 +71,18 @@ export async function main(argv: string[]): Promise<number> {
   return ctx.exitCode;
 }
 
-if (import.meta.main) process.exitCode = await main(process.argv.slice(2));
+/**
+ * stdout may close early (`corral ls | head`) or fail (a full disk): stop quietly on a closed
+ * pipe, as Unix tools do, and say what happened otherwise.
+ */
+function guardStdout(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') process.stderr.write(`error [HOST_IO_ERROR] cannot write the output: ${e.message}\n`);
+    process.exit(e.code === 'EPIPE' ? (process.exitCode ?? 0) : 6);
+  });
+}
+
+if (import.meta.main) {
+  guardStdout();
+  process.exitCode = await main(process.argv.slice(2));
+}

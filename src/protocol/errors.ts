@@ -68,7 +68,7 @@ export function toCorralError(e: unknown): CorralError {
   const msg = err?.message ?? String(e);
   // SQLite's primary result codes (errcode & 0xff): 5 BUSY, 6 LOCKED, 8 READONLY, 10 IOERR, 11 CORRUPT, 13 FULL, 14 CANTOPEN, 26 NOTADB.
   const primary = typeof err?.errcode === 'number' ? err.errcode & 0xff : -1;
-  if (primary === 13 || /database or disk is full|ENOSPC/.test(msg))
+  if (primary === 13 || /database or disk is full/.test(msg))
     return new CorralError('STORAGE_FULL', 'the disk holding the Corral database is full: free space, then retry (nothing was changed)', {}, e);
   if (primary === 8 || /readonly database|EROFS/.test(msg))
     return new CorralError('STORAGE_READ_ONLY', 'the Corral database is read-only: check the permissions and mount of $CORRAL_HOME (nothing was changed)', {}, e);

@@ -34,8 +34,10 @@ export async function writeTar(output: Writable | NodeJS.WritableStream, end: bo
   const add: AddTarEntry = (header, data) =>
     new Promise((resolve, reject) => {
       const cb = (err?: Error | null): void => (err ? reject(failure ?? err) : resolve());
-      if (data) pack.entry(header, Buffer.from(data.buffer, data.byteOffset, data.byteLength), cb);
-      else pack.entry(header, cb);
+      // The entry stream errors too when the output fails; the error reaches `cb`, so it needs no
+      // listener of its own, but without one Node would crash on it.
+      const entry = data ? pack.entry(header, Buffer.from(data.buffer, data.byteOffset, data.byteLength), cb) : pack.entry(header, cb);
+      entry.on('error', () => undefined);
     });
 
   try {
