@@ -9,7 +9,7 @@ import { dirname, basename, join, resolve as resolveHost } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CorralError, toCorralError } from '../protocol/errors.ts';
 import { MAX_COMPONENT_BYTES, normalizePath, validateCheckpointName, validateMetaKey, validateTag, validateVaultName } from '../protocol/paths.ts';
-import type { Caller, CorralStore, Origin, Quota } from '../store/corral-store.ts';
+import { commitId, type Caller, type CommitRow, type CorralStore, type Origin, type Quota } from '../store/corral-store.ts';
 import { EMPTY_TREE, encodeTree, sha256, type Entry } from '../store/object-store.ts';
 import type { ServiceDeps } from './corral.ts';
 
@@ -62,19 +62,6 @@ export interface BundleImportResult extends BundleCounts {
   source: string;
   /** Bytes of file content the bundle carried. */
   bytes: number;
-}
-
-interface CommitRow {
-  id: string;
-  parent: string | null;
-  tree: string;
-  vault: string;
-  message: string;
-  origin: string;
-  actor: string;
-  created_at: number;
-  size: number;
-  files: number;
 }
 
 function invalid(message: string, details: Record<string, unknown> = {}, cause?: unknown): CorralError {
@@ -160,10 +147,6 @@ function parseIndex(hash: string, text: string): string[] {
 }
 
 /** The id a commit must have: the same fields, in the same order, as CorralStore.insertCommit hashes. */
-function commitId(c: CommitRow): string {
-  return sha256(JSON.stringify([c.parent, c.tree, c.vault, c.message, c.origin, c.actor, c.created_at]));
-}
-
 export class BundleService {
   private readonly store: CorralStore;
   private readonly caller: Caller;

@@ -83,7 +83,8 @@ interface VaultRow {
   quota_file_size: number | null;
 }
 
-interface CommitRow {
+/** A commits row as SQLite returns it. */
+export interface CommitRow {
   id: string;
   parent: string | null;
   tree: string;
@@ -121,6 +122,11 @@ function toCommit(r: CommitRow): Commit {
     size: r.size,
     files: r.files,
   };
+}
+
+/** A commit's id: the hash of its fields, so the same history has the same ids in every home. */
+export function commitId(c: Pick<CommitRow, 'parent' | 'tree' | 'vault' | 'message' | 'origin' | 'actor' | 'created_at'>): string {
+  return sha256(JSON.stringify([c.parent, c.tree, c.vault, c.message, c.origin, c.actor, c.created_at]));
 }
 
 export function defaultHome(): string {
@@ -191,7 +197,7 @@ export class CorralStore {
 
   insertCommit(c: Omit<Commit, 'id' | 'createdAt'> & { createdAt?: number }): Commit {
     const createdAt = c.createdAt ?? this.now();
-    const id = sha256(JSON.stringify([c.parent, c.tree, c.vault, c.message, c.origin, c.actor, createdAt]));
+    const id = commitId({ ...c, created_at: createdAt });
     this.db.run(
       'INSERT OR IGNORE INTO commits(id, parent, tree, vault, message, origin, actor, created_at, size, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       id, c.parent, c.tree, c.vault, c.message, c.origin, c.actor, createdAt, c.size, c.files,
