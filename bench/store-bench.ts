@@ -122,7 +122,7 @@ async function search(ctx: BenchContext): Promise<void> {
   }, { warmup: 1 });
   const raw = await measure(runs, () => query.all('quokka'), { warmup: 3 });
   if (query.all('quokka').length !== 10) throw new Error('FTS5 floor found the wrong number of documents');
-  ctx.add({ name: 'search 1,000 documents', corral: found, baseline: { label: 'bare FTS5 query', value: raw }, note: 'one rare word in 10 documents, limit 20; the index is filled at the first (untimed) search; each search then walks the head to map blobs to paths' });
+  ctx.add({ name: 'search 1,000 documents', corral: found, baseline: { label: 'bare FTS5 query', value: raw }, note: 'one rare word in 10 documents, limit 20; the vault index is built at the first (untimed) search; each search then finds it current (one read) and queries the head documents of the vault' });
   floor.close();
   corral.close();
 }

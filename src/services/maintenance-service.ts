@@ -4,7 +4,6 @@ import { statSync } from 'node:fs';
 import { CorralError, isCorralError, toCorralError } from '../protocol/errors.ts';
 import type { Caller, CorralStore, Vault } from '../store/corral-store.ts';
 import { EMPTY_TREE, type ObjectStore, type TreeNode } from '../store/object-store.ts';
-import { dropIndexedBlobs } from './search-service.ts';
 import type { ServiceDeps } from './corral.ts';
 
 export const DEFAULT_GC_GRACE_SECONDS = 3600;
@@ -78,7 +77,7 @@ export interface GcResult {
   /** Not reachable, but kept because they (or an object that refers to them) are younger than the grace period. */
   keptByGrace: ObjectCounts;
   /** Removed (or, with dryRun, what would be). */
-  removed: ObjectCounts & { blobBytes: number; treeBytes: number; bytes: number; indexedDocs: number };
+  removed: ObjectCounts & { blobBytes: number; treeBytes: number; bytes: number };
   durationMs: number;
 }
 
@@ -349,20 +348,15 @@ export class MaintenanceService {
         deadBlobs.push(r.hash);
         blobBytes += r.size;
       }
-    let indexedDocs = 0;
-    if (dryRun) {
-      const docOf = db.stmt('SELECT 1 AS x FROM fts_docs WHERE hash = ?');
-      for (const hash of deadBlobs) if (docOf.get(hash)) indexedDocs++;
-    } else {
+    if (!dryRun) {
       const delCommit = db.stmt('DELETE FROM commits WHERE id = ?');
       for (const id of deadCommits) delCommit.run(id);
       const delTree = db.stmt('DELETE FROM trees WHERE hash = ?');
       for (const h of deadTrees) delTree.run(h);
       const delBlob = db.stmt('DELETE FROM blobs WHERE hash = ?');
       for (const h of deadBlobs) delBlob.run(h);
-      indexedDocs = dropIndexedBlobs(db, deadBlobs);
     }
-    return { commits: deadCommits.length, trees: deadTrees.length, blobs: deadBlobs.length, blobBytes, treeBytes, bytes: blobBytes + treeBytes, indexedDocs };
+    return { commits: deadCommits.length, trees: deadTrees.length, blobs: deadBlobs.length, blobBytes, treeBytes, bytes: blobBytes + treeBytes };
   }
 
   // ---- compact ------------------------------------------------------------------------------

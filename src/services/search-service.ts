@@ -1,15 +1,17 @@
 // Finding things in a vault: `find` (names, kinds, sizes, depths, tags, metadata), `grep` (regular
 // expressions over text files) and `search` (SQLite FTS5 full text, ranked by bm25).
 //
-// The full-text index is keyed by blob hash, not by path: a write, a checkpoint restore or a fork
-// never touches it. At search time the head's text blobs that are not yet indexed are added (each
-// blob once, ever), and the query is restricted to the blobs of the head.
-import { CorralError } from '../protocol/errors.ts';
+// The full-text index holds each vault's head: one document per text file, tagged with a scope
+// token naming the vault, so a query intersects the posting lists of its words with the vault's
+// and costs the size of that head, not of every version ever written. A write, a checkpoint
+// restore or a fork never touches the index: `fts_state` records the head tree each vault's index
+// reflects, and a search first catches up by diffing that tree with the head (O(changes)).
+import { CorralError, toCorralError } from '../protocol/errors.ts';
 import { baseName, normalizePath, validateMetaKey, validateTag } from '../protocol/paths.ts';
 import type { Caller, Commit, CorralStore, Vault } from '../store/corral-store.ts';
 import type { Database } from '../store/database.ts';
-import type { Entry, EntryKind } from '../store/object-store.ts';
-import { diffTrees, lookup, walkTree } from '../store/tree-diff.ts';
+import { EMPTY_TREE, type Entry, type EntryKind } from '../store/object-store.ts';
+import { diffTrees, lookup, walkTree, type Change } from '../store/tree-diff.ts';
 import type { ServiceDeps } from './corral.ts';
 import { isBinary } from './history-service.ts';
 import { pathsWithMeta, pathsWithTag } from './tag-service.ts';
@@ -205,7 +207,7 @@ export interface SearchOptions {
   literal?: boolean;
   /** Markers around matched terms in snippets. */
   highlight?: { open: string; close: string };
-  /** Called while new blobs are indexed. */
+  /** Called while the index catches up with the head: changed paths done, of total. */
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -218,7 +220,7 @@ export interface SearchHit {
 
 export interface SearchResult {
   results: SearchHit[];
-  /** Blobs added to the index by this search. */
+  /** Documents this search added to or replaced in the vault's index while catching up with the head. */
   indexed: number;
 }
 
@@ -277,28 +279,47 @@ export function literalQuery(query: string): string {
     .join(' ');
 }
 
-/** Removes indexed text of blobs that are gone (called by gc inside its transaction). */
-export function dropIndexedBlobs(db: Database, hashes: readonly string[]): number {
-  let dropped = 0;
-  for (let i = 0; i < hashes.length; i += 500) {
-    const batch = JSON.stringify(hashes.slice(i, i + 500));
-    db.run('DELETE FROM fts WHERE rowid IN (SELECT docid FROM fts_docs WHERE hash IN (SELECT value FROM json_each(?)))', batch);
-    dropped += db.run('DELETE FROM fts_docs WHERE hash IN (SELECT value FROM json_each(?))', batch).changes;
+/**
+ * True when every parenthesis outside double-quoted strings closes one opened before it, so a
+ * query wrapped as `(query)` stays one group: `x) OR (y` cannot break out of the vault's scope.
+ */
+export function balancedParentheses(query: string): boolean {
+  let depth = 0;
+  for (let i = 0; i < query.length; i++) {
+    const ch = query[i];
+    if (ch === '"') {
+      // An FTS5 string runs to the next lone quote ("" is a quote inside it); unterminated, to the end.
+      for (i++; i < query.length; i++) if (query[i] === '"' && query[++i] !== '"') break;
+      i--;
+    } else if (ch === '(') depth++;
+    else if (ch === ')' && --depth < 0) return false;
   }
-  // Tells every process's cached docids (SearchService.heads) that some may be gone.
-  if (dropped > 0) db.run(`INSERT INTO settings(key, value) VALUES ('${FTS_GENERATION}', '1') ON CONFLICT(key) DO UPDATE SET value = value + 1`);
-  return dropped;
+  return depth === 0;
 }
 
-const FTS_GENERATION = 'fts_generation';
+/** The token of the `scope` column that names a vault in the full-text index. */
+function scopeOf(vaultId: number): string {
+  return `v${vaultId}`;
+}
 
-/** The indexable files of one vault's head: blob hash -> paths, and the docids known for them. */
-interface HeadFiles {
-  tree: string;
-  /** The index's generation the docids were read at (dropIndexedBlobs moves it on). */
-  generation: string;
-  byHash: Map<string, string[]>;
-  docids: Map<string, number>;
+/** Drops a vault's full-text index (called by vault delete inside its transaction: ids are reused). */
+export function dropVaultIndex(db: Database, vaultId: number): void {
+  db.run('DELETE FROM fts WHERE rowid IN (SELECT docid FROM fts_paths WHERE vault_id = ?)', vaultId);
+  db.run('DELETE FROM fts_paths WHERE vault_id = ?', vaultId);
+  db.run('DELETE FROM fts_state WHERE vault_id = ?', vaultId);
+}
+
+/** The head tree a vault's index reflects; a vault never indexed reflects the empty tree. */
+function indexedTree(db: Database, vaultId: number): string {
+  return db.get<{ tree: string }>('SELECT tree FROM fts_state WHERE vault_id = ?', vaultId)?.tree ?? EMPTY_TREE;
+}
+
+function invalidQuery(query: string, reason: string): CorralError {
+  return new CorralError(
+    'INVALID_ARGUMENT',
+    `invalid search query (${reason}): put phrases and words with punctuation in double quotes, e.g. corral search '"foo-bar" baz', or pass --literal to search the words as given`,
+    { query: query.slice(0, 200), reason },
+  );
 }
 
 function indexable(kind: EntryKind, size: number): boolean {
@@ -308,8 +329,6 @@ function indexable(kind: EntryKind, size: number): boolean {
 export class SearchService {
   private readonly store: CorralStore;
   private readonly caller: Caller;
-  /** Per vault id, the files of the head last searched: the next search diffs from it (O(changes)) instead of walking the tree. */
-  private readonly heads = new Map<number, HeadFiles>();
 
   constructor({ store, caller }: ServiceDeps) {
     this.store = store;
@@ -447,78 +466,74 @@ export class SearchService {
 
   // ---- full-text search ---------------------------------------------------------------------------
 
-  /** The head's indexable files: diffed from the last search's head when there is one, else walked. */
-  private headFiles(vault: Vault, tree: string): HeadFiles {
-    const generation = this.store.getSetting(FTS_GENERATION) ?? '0';
-    const prev = this.heads.get(vault.id);
-    if (prev && prev.generation !== generation) {
-      prev.docids.clear();
-      prev.generation = generation;
+  /**
+   * Brings the vault's index to its head: applies the diff between the tree the index reflects
+   * and the head tree, in one write transaction. When the index is current, it only reads.
+   * Returns the number of documents added or replaced.
+   */
+  private catchUp(vault: Vault, onProgress?: (done: number, total: number) => void): number {
+    const db = this.store.db;
+    if (indexedTree(db, vault.id) === this.store.getCommit(vault.head).tree) return 0;
+    try {
+      return this.applyHead(vault, onProgress);
+    } catch (e) {
+      throw toCorralError(e);
     }
-    if (prev?.tree === tree) return prev;
-    const head: HeadFiles = prev ?? { tree, generation, byHash: new Map(), docids: new Map() };
-    const add = (hash: string, path: string): void => {
-      const paths = head.byHash.get(hash);
-      if (paths) paths.push(path);
-      else head.byHash.set(hash, [path]);
-    };
-    if (prev) {
-      for (const c of diffTrees(this.store.objects, prev.tree, tree)) {
-        if (c.oldHash !== undefined && indexable(c.oldKind ?? c.kind, c.oldSize ?? 0)) {
-          const rest = (head.byHash.get(c.oldHash) ?? []).filter((p) => p !== c.path);
-          if (rest.length > 0) head.byHash.set(c.oldHash, rest);
-          else {
-            head.byHash.delete(c.oldHash);
-            head.docids.delete(c.oldHash);
-          }
-        }
-        if (c.newHash !== undefined && indexable(c.kind, c.newSize ?? 0)) add(c.newHash, c.path);
-      }
-    } else {
-      walkTree(this.store.objects, tree, '/', (at, e) => void (indexable(e.kind, e.size) && add(e.hash, at)));
-    }
-    head.tree = tree;
-    this.heads.set(vault.id, head);
-    return head;
   }
 
   /**
-   * Indexes the head's text blobs that are not in the index yet, in one write transaction.
-   * Returns the docids of the head's text blobs with the paths each appears at.
+   * The changes between the tree a vault's index reflects and its head: a diff (O(changes)), or,
+   * when gc has collected that tree (a history rewrite left it unreachable), the head compared
+   * with the index's own paths and hashes (O(head), and only differing files are read).
    */
-  private indexTree(vault: Vault, tree: string, onProgress?: (done: number, total: number) => void): { docs: Map<number, string[]>; indexed: number } {
-    const head = this.headFiles(vault, tree);
-    const { byHash, docids } = head;
+  private changesSince(vaultId: number, from: string, head: string): Change[] {
     const db = this.store.db;
-    const known = (hashes: string[]): void => {
-      for (let i = 0; i < hashes.length; i += 1000)
-        for (const r of db.all<{ hash: string; docid: number }>('SELECT hash, docid FROM fts_docs WHERE hash IN (SELECT value FROM json_each(?))', JSON.stringify(hashes.slice(i, i + 1000)))) docids.set(r.hash, r.docid);
-    };
-    known([...byHash.keys()].filter((h) => !docids.has(h)));
-    let indexed = 0;
-    if (docids.size < byHash.size) {
-      db.transaction(() => {
-        // Another process may have indexed some of them while this one waited for the lock.
-        const missing = [...byHash.keys()].filter((h) => !docids.has(h));
-        known(missing);
-        const todo = missing.filter((h) => !docids.has(h));
-        todo.forEach((hash, i) => {
-          // A blob that is not text gets an empty document: it never matches, and is never read again.
-          const body = textOf(this.store.objects.getBlob(hash)) ?? '';
-          const docid = db.run('INSERT INTO fts(body) VALUES (?)', body).lastInsertRowid;
-          db.run('INSERT INTO fts_docs(hash, docid) VALUES (?, ?)', hash, docid);
-          docids.set(hash, docid);
-          indexed++;
-          if (onProgress && (i % 100 === 0 || i === todo.length - 1)) onProgress(i + 1, todo.length);
-        });
-      });
-    }
-    const docs = new Map<number, string[]>();
-    for (const [hash, paths] of byHash) {
-      const id = docids.get(hash);
-      if (id !== undefined) docs.set(id, paths);
-    }
-    return { docs, indexed };
+    if (from === EMPTY_TREE || db.get('SELECT 1 AS x FROM trees WHERE hash = ?', from)) return diffTrees(this.store.objects, from, head);
+    const stale = new Map(db.all<{ path: string; hash: string }>('SELECT path, hash FROM fts_paths WHERE vault_id = ?', vaultId).map((r) => [r.path, r.hash]));
+    const changes: Change[] = [];
+    walkTree(this.store.objects, head, '/', (path, e) => {
+      if (e.kind === 'dir') return;
+      const hash = stale.get(path);
+      stale.delete(path);
+      if (hash !== e.hash) changes.push({ path, change: hash === undefined ? 'added' : 'modified', kind: e.kind, newSize: e.size, newHash: e.hash, ...(hash === undefined ? {} : { oldHash: hash }) });
+    });
+    for (const [path, hash] of stale) changes.push({ path, change: 'deleted', kind: 'file', oldHash: hash });
+    return changes;
+  }
+
+  private applyHead(vault: Vault, onProgress?: (done: number, total: number) => void): number {
+    const db = this.store.db;
+    return db.transaction(() => {
+      // Another process may have moved the head, or caught the index up, while this one waited for the lock.
+      const head = db.get<{ tree: string }>('SELECT c.tree AS tree FROM vaults v JOIN commits c ON c.id = v.head WHERE v.id = ?', vault.id);
+      if (!head) throw new CorralError('VAULT_NOT_FOUND', `vault '${vault.name}' was deleted during the search: list the vaults with 'corral vault list'`, { vault: vault.name });
+      const from = indexedTree(db, vault.id);
+      if (from === head.tree) return 0;
+      const scope = scopeOf(vault.id);
+      const changes = this.changesSince(vault.id, from, head.tree);
+      let indexed = 0;
+      for (const [i, c] of changes.entries()) {
+        const hash = c.newHash !== undefined && indexable(c.kind, c.newSize ?? 0) ? c.newHash : undefined;
+        const old = db.get<{ hash: string; docid: number }>('SELECT hash, docid FROM fts_paths WHERE vault_id = ? AND path = ?', vault.id, c.path);
+        // Same content (a change of mode only): the document stays.
+        if (old?.hash !== hash) {
+          if (old) {
+            db.run('DELETE FROM fts WHERE rowid = ?', old.docid);
+            db.run('DELETE FROM fts_paths WHERE vault_id = ? AND path = ?', vault.id, c.path);
+          }
+          // A file that is not UTF-8 text gets no document.
+          const body = hash === undefined ? undefined : textOf(this.store.objects.getBlob(hash));
+          if (hash !== undefined && body !== undefined) {
+            const docid = db.run('INSERT INTO fts(scope, path, body) VALUES (?, ?, ?)', scope, c.path, body).lastInsertRowid;
+            db.run('INSERT INTO fts_paths(vault_id, path, hash, docid) VALUES (?, ?, ?, ?)', vault.id, c.path, hash, docid);
+            indexed++;
+          }
+        }
+        if (onProgress && (i % 100 === 0 || i === changes.length - 1)) onProgress(i + 1, changes.length);
+      }
+      db.run('INSERT INTO fts_state(vault_id, tree) VALUES (?, ?) ON CONFLICT(vault_id) DO UPDATE SET tree = excluded.tree', vault.id, head.tree);
+      return indexed;
+    });
   }
 
   /** Full-text search over the head's text files, best first. */
@@ -529,42 +544,34 @@ export class SearchService {
     checkLimit(options.limit, 'limit', SEARCH_MAX_LIMIT);
     const limit = options.limit ?? SEARCH_DEFAULT_LIMIT;
     const match = options.literal ? literalQuery(query) : query;
+    if (!balancedParentheses(match)) throw invalidQuery(query, 'unbalanced parentheses');
     const v = this.store.getVault(vault);
-    const { docs, indexed } = this.indexTree(v, this.store.getCommit(v.head).tree, options.onProgress);
-    if (docs.size === 0 || limit === 0) return { results: [], indexed };
+    const indexed = this.catchUp(v, options.onProgress);
+    if (limit === 0) return { results: [], indexed };
 
-    let rows: { docid: number; score: number; snippet: string }[];
+    let rows: { path: string; score: number; snippet: string }[];
     try {
-      // The query is only ever a bound parameter; docids of the head's blobs come as a JSON array.
-      // The unary + keeps the rowid test a filter on the MATCH results: as an index constraint,
-      // FTS5 would run the whole MATCH once per docid (minutes on 20k files instead of ms).
+      // The user's query is only ever a bound parameter, confined to the body column of the
+      // vault's documents (a column filter inside it narrows further, never wider). Ranked by
+      // bm25 over the body alone: the scope and path columns weigh nothing.
       rows = this.store.db.all(
-        `SELECT rowid AS docid, bm25(fts) AS score, snippet(fts, 0, '${SNIPPET_OPEN}', '${SNIPPET_CLOSE}', '…', 16) AS snippet
-           FROM fts WHERE fts MATCH ? AND +rowid IN (SELECT value FROM json_each(?)) ORDER BY rank LIMIT ?`,
-        match,
-        JSON.stringify([...docs.keys()]),
+        `SELECT path, rank AS score, snippet(fts, 2, '${SNIPPET_OPEN}', '${SNIPPET_CLOSE}', '…', 16) AS snippet
+           FROM fts WHERE fts MATCH ? AND rank MATCH 'bm25(0.0, 0.0, 1.0)' ORDER BY rank LIMIT ?`,
+        `scope : ${scopeOf(v.id)} AND body : (${match})`,
         limit,
       );
     } catch (e) {
       const err = e as { errcode?: number; message?: string };
-      if (err.errcode === 1) {
-        const reason = String(err.message ?? '').replace(/^fts5: /, '');
-        throw new CorralError(
-          'INVALID_ARGUMENT',
-          `invalid search query (${reason}): put phrases and words with punctuation in double quotes, e.g. corral search '"foo-bar" baz', or pass --literal to search the words as given`,
-          { query: query.slice(0, 200), reason },
-        );
-      }
+      if (err.errcode === 1) throw invalidQuery(query, String(err.message ?? '').replace(/^fts5: /, ''));
       throw e;
     }
     const open = options.highlight?.open ?? '**';
     const close = options.highlight?.close ?? '**';
-    const results: SearchHit[] = [];
-    for (const r of rows) {
-      const snippet = r.snippet.replace(/\s+/g, ' ').trim().replaceAll(SNIPPET_OPEN, open).replaceAll(SNIPPET_CLOSE, close);
-      const score = Number((-r.score).toPrecision(6));
-      for (const path of docs.get(r.docid) ?? []) results.push({ path, score, snippet });
-    }
-    return { results: results.slice(0, limit), indexed };
+    const results = rows.map((r) => ({
+      path: r.path,
+      score: Number((-r.score).toPrecision(6)),
+      snippet: r.snippet.replace(/\s+/g, ' ').trim().replaceAll(SNIPPET_OPEN, open).replaceAll(SNIPPET_CLOSE, close),
+    }));
+    return { results, indexed };
   }
 }

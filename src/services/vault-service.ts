@@ -4,6 +4,7 @@ import { validateVaultName } from '../protocol/paths.ts';
 import type { Caller, Commit, CorralStore, Quota, Vault } from '../store/corral-store.ts';
 import { copyVaultAttributes } from '../store/path-attributes.ts';
 import type { ServiceDeps } from './corral.ts';
+import { dropVaultIndex } from './search-service.ts';
 
 const CURRENT = 'current_vault';
 
@@ -96,12 +97,13 @@ export class VaultService {
     });
   }
 
-  /** Deletes a vault, its checkpoints, tags and metadata. Its objects go at the next `gc`. */
+  /** Deletes a vault, its checkpoints, tags, metadata and search index. Its objects go at the next `gc`. */
   delete(name: string, confirmed: boolean): Vault {
     const v = this.store.getVault(name);
     if (!confirmed) throw new CorralError('CONFIRMATION_REQUIRED', `deleting vault '${name}' removes it and its checkpoints: pass --yes to confirm`, { vault: name });
     return this.store.write(this.caller, name, { op: 'vault.delete', target: name, details: { head: v.head } }, () => {
       this.store.db.run('DELETE FROM vaults WHERE id = ?', v.id);
+      dropVaultIndex(this.store.db, v.id);
       if (this.store.getSetting(CURRENT) === name) this.store.setSetting(CURRENT, null);
       return v;
     });

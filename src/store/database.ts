@@ -83,6 +83,24 @@ const migrations: string[] = [
   CREATE VIRTUAL TABLE fts USING fts5(body, tokenize = 'unicode61');
   CREATE TABLE fts_docs (hash TEXT PRIMARY KEY, docid INTEGER NOT NULL UNIQUE);
   `,
+  // The full-text index holds each vault's head only (one document per vault and path), so a
+  // search costs the size of that head, not of every version ever indexed. `scope` holds one token
+  // naming the vault (v<id>), `path` is carried for the results; fts_paths maps a vault's paths to
+  // documents and fts_state records the head tree each vault's index reflects.
+  `
+  DROP TABLE fts;
+  DROP TABLE fts_docs;
+  DELETE FROM settings WHERE key = 'fts_generation';
+  CREATE VIRTUAL TABLE fts USING fts5(scope, path UNINDEXED, body, tokenize = 'unicode61');
+  CREATE TABLE fts_paths (
+    vault_id INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    docid INTEGER NOT NULL,
+    PRIMARY KEY (vault_id, path)
+  ) WITHOUT ROWID;
+  CREATE TABLE fts_state (vault_id INTEGER PRIMARY KEY, tree TEXT NOT NULL);
+  `,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

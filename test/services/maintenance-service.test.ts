@@ -151,7 +151,7 @@ describe('gc', () => {
     // Nothing is garbage while both vaults exist.
     clock.now += 7200_000;
     const idle = c.maintenance.gc();
-    assert.deepEqual({ ...idle.removed }, { commits: 0, trees: 0, blobs: 0, blobBytes: 0, treeBytes: 0, bytes: 0, indexedDocs: 0 });
+    assert.deepEqual({ ...idle.removed }, { commits: 0, trees: 0, blobs: 0, blobBytes: 0, treeBytes: 0, bytes: 0 });
 
     c.vaults.delete('parent', true);
     clock.now += 7200_000;
@@ -249,27 +249,19 @@ describe('gc', () => {
     assert.deepEqual(rows(c), { blobs: 0, trees: 0, commits: 0 });
   });
 
-  test('gc is one audited transaction and removes the search index rows of swept blobs', () => {
+  test('gc is one audited transaction; the search index holds only live heads, so gc leaves it alone', () => {
     const c = openCorral();
     c.vaults.create('v');
     c.files.write('v', '/keep.txt', text('kept words'));
     c.vaults.create('tmp');
     c.files.write('tmp', '/drop.txt', text('dropped words'));
-    const hashOf = (vault: string, path: string): string => c.files.stat(vault, path).hash;
-    const keep = hashOf('v', '/keep.txt');
-    const drop = hashOf('tmp', '/drop.txt');
-    // Index both blobs the way the search service does: fts rowid = fts_docs.docid.
-    c.store.write(testCaller, null, { op: 'test.index' }, () => {
-      for (const [i, [hash, body]] of [[keep, 'kept words'], [drop, 'dropped words']].entries()) {
-        c.store.db.run('INSERT INTO fts(rowid, body) VALUES (?, ?)', i + 1, body!);
-        c.store.db.run('INSERT INTO fts_docs(hash, docid) VALUES (?, ?)', hash!, i + 1);
-      }
-    });
+    assert.equal(c.search.search('v', 'words').results.length, 1);
+    assert.equal(c.search.search('tmp', 'words').results.length, 1);
     c.vaults.delete('tmp', true);
     const r = c.maintenance.gc({ graceSeconds: 0 });
-    assert.equal(r.removed.indexedDocs, 1);
-    assert.deepEqual(c.store.db.all<{ hash: string }>('SELECT hash FROM fts_docs').map((x) => x.hash), [keep]);
-    assert.deepEqual(c.store.db.all<{ rowid: number }>("SELECT rowid FROM fts WHERE fts MATCH 'words'").map((x) => x.rowid), [1]);
+    assert.equal(r.removed.blobs, 1);
+    assert.deepEqual(c.store.db.all<{ path: string }>("SELECT path FROM fts WHERE fts MATCH 'words'").map((x) => x.path), ['/keep.txt']);
+    assert.deepEqual(c.search.search('v', 'words').results.map((x) => x.path), ['/keep.txt']);
     const records = c.store.audit.list({ op: 'gc' });
     assert.equal(records.length, 1);
     assert.equal(records[0]!.result, 'ok');

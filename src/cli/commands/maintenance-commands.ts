@@ -111,7 +111,7 @@ Examples:
           const x = d.removed;
           const verb = d.dryRun ? 'would remove' : 'removed';
           const lines = [
-            `${d.dryRun ? c.yellow('dry run: ') : ''}${verb} ${counts(x)}: ${formatBytes(x.bytes)} (${formatBytes(x.blobBytes)} of file content)${x.indexedDocs ? `, ${x.indexedDocs} search index entries` : ''}`,
+            `${d.dryRun ? c.yellow('dry run: ') : ''}${verb} ${counts(x)}: ${formatBytes(x.bytes)} (${formatBytes(x.blobBytes)} of file content)`,
             `kept ${counts(d.reachable)} reachable from vault heads and checkpoints`,
           ];
           const g = d.keptByGrace;
