@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 export CORRAL_HOME="${CORRAL_HOME:-$PWD/.corral-demo}"
 rm -rf "$CORRAL_HOME"
 corral() { ./bin/corral "$@"; }
-step() { printf '\n\033[1m▶ %s\033[0m\n' "$*"; }
-show() { printf '\033[2m$ corral %s\033[0m\n' "$*"; corral "$@"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' dim=$'\033[2m' off=$'\033[0m'; else bold='' dim='' off=''; fi
+step() { printf '\n%s▶ %s%s\n' "$bold" "$*" "$off"; }
+say() { printf '%s$ %s%s\n' "$dim" "$*" "$off"; }
+show() { say "corral $*"; corral "$@"; }
 
 echo "Corral demo: a versioned workspace for an agent, in SQLite at $CORRAL_HOME/corral.db"
 
@@ -22,6 +24,7 @@ step "Checkpoint before the agent starts"
 show checkpoint save before-agent -m "pristine import"
 
 step "The agent changes files: edits one, adds one, deletes one"
+say "printf '…new parse.js…' | corral write /src/parse.js"
 printf 'export function parse(line) {\n  const done = /^x\\s+/.test(line);\n  return { text: line.replace(/^x\\s+/, "").trim(), done };\n}\n' | corral write /src/parse.js
 show write /src/format.js 'export const bullet = (done) => (done ? "[x]" : "[ ]");'
 show rm /scripts/build.sh
@@ -49,4 +52,4 @@ show audit -n 8
 show audit verify
 show stats
 
-printf '\n\033[1mDone.\033[0m The workspace is in %s; try: CORRAL_HOME=%s ./bin/corral --help\n' "$CORRAL_HOME" "$CORRAL_HOME"
+printf '\n%sDone.%s The workspace is in %s; try: CORRAL_HOME=%s ./bin/corral --help\n' "$bold" "$off" "$CORRAL_HOME" "$CORRAL_HOME"

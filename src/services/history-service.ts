@@ -92,7 +92,9 @@ export class HistoryService {
     const dec = new TextDecoder();
     const p = structuredPatch(c.change === 'added' ? '/dev/null' : 'a' + c.path, c.change === 'deleted' ? '/dev/null' : 'b' + c.path, dec.decode(oldData), dec.decode(newData), '', '', { context: 3 });
     const lines = [`--- ${p.oldFileName}`, `+++ ${p.newFileName}`];
-    for (const h of p.hunks) lines.push(`@@ -${h.oldStart},${h.oldLines} +${h.newStart},${h.newLines} @@`, ...h.lines);
+    // GNU diff numbers an empty side from the line before it: `-0,0` for a new file.
+    const range = (start: number, count: number): string => (count === 0 ? `${start - 1},0` : `${start},${count}`);
+    for (const h of p.hunks) lines.push(`@@ -${range(h.oldStart, h.oldLines)} +${range(h.newStart, h.newLines)} @@`, ...h.lines);
     return { patch: lines.join('\n') + '\n' };
   }
 
