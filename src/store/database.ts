@@ -213,22 +213,40 @@ export class Database {
    * nested calls become savepoints.
    */
   transaction<T>(fn: () => T): T {
+    const outer = this.depth === 0;
     const name = `sp${this.depth}`;
-    this.raw.exec(this.depth === 0 ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${name}`);
+    this.raw.exec(outer ? 'BEGIN IMMEDIATE' : `SAVEPOINT ${name}`);
     this.depth++;
     try {
       const result = fn();
-      this.depth--;
-      this.raw.exec(this.depth === 0 ? 'COMMIT' : `RELEASE ${name}`);
+      // A failing COMMIT (a full disk, a deferred constraint) lands in the catch below and is rolled back.
+      this.raw.exec(outer ? 'COMMIT' : `RELEASE ${name}`);
       return result;
     } catch (e) {
-      this.depth--;
       try {
-        this.raw.exec(this.depth === 0 ? 'ROLLBACK' : `ROLLBACK TO ${name}; RELEASE ${name}`);
+        this.raw.exec(outer ? 'ROLLBACK' : `ROLLBACK TO ${name}; RELEASE ${name}`);
       } catch {
         // SQLite may already have rolled back (for example on SQLITE_FULL); nothing is left to undo.
       }
       throw e;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /**
+   * Runs `fn` in one read transaction, so all its statements see one snapshot of the database
+   * (other processes' commits meanwhile are not seen). Inside a transaction, it just runs `fn`.
+   */
+  readTransaction<T>(fn: () => T): T {
+    if (this.depth > 0) return fn();
+    this.raw.exec('BEGIN');
+    this.depth++;
+    try {
+      return fn();
+    } finally {
+      this.depth--;
+      if (this.raw.isTransaction) this.raw.exec('COMMIT');
     }
   }
 
