@@ -193,6 +193,8 @@ export class FileService {
       this.checkTarget(editor, dst, e);
       editor.mkdirs(parentOf(dst));
       editor.set(dst, { ...e, mtime: editor.mtime });
+      // What was at the destination is replaced, its tags and metadata with it.
+      dropPathAttributes(this.store.db, vaultId, dst);
       copyPathAttributes(this.store.db, vaultId, src, dst);
       return { from: src, to: dst };
     });
@@ -250,8 +252,9 @@ export class FileService {
     const p = normalizePath(path);
     checkMode(mode);
     return this.change(vault, 'file.chmod', p, `chmod ${mode.toString(8)} ${p}`, (editor) => {
+      if (p === '/') throw new CorralError('INVALID_PATH', "the vault root's mode cannot be changed: chmod a path inside it", { path: p });
       const e = editor.lstat(p);
-      if (!e || p === '/') throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${p}`, { path: p });
+      if (!e) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${p}`, { path: p });
       if (e.kind === 'symlink') throw new CorralError('IS_A_SYMLINK', `${p} is a symlink; links have no mode of their own`, { path: p });
       editor.set(p, { ...e, mode });
       return { path: p, name: e.name, kind: e.kind, mode, size: e.size, mtime: e.mtime, hash: e.hash };

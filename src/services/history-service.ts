@@ -1,7 +1,8 @@
 // History: log, show, diff between any two versions, revert a path.
 import { structuredPatch } from 'diff';
 import { CorralError } from '../protocol/errors.ts';
-import { normalizePath, parentOf } from '../protocol/paths.ts';
+import { isWithin, normalizePath, parentOf } from '../protocol/paths.ts';
+import { EMPTY_TREE } from '../store/object-store.ts';
 import type { Caller, Commit, CorralStore, Vault } from '../store/corral-store.ts';
 import { diffTrees, lookup, summarize, type Change, type ChangeSummary } from '../store/tree-diff.ts';
 import type { ServiceDeps } from './corral.ts';
@@ -65,23 +66,23 @@ export class HistoryService {
     const v = this.store.getVault(vault);
     const from = this.store.resolveRef(v, a);
     const to = this.store.resolveRef(v, b);
-    const result = this.diffCommits(from.tree, to.tree, from.id, to.id, options.patch ?? false);
+    let changes = diffTrees(this.store.objects, from.tree, to.tree);
     if (options.path !== undefined) {
       const p = normalizePath(options.path);
-      result.changes = result.changes.filter((c) => c.path === p || p === '/' || c.path.startsWith(p + '/'));
-      result.summary = summarize(result.changes);
+      // Filtered before any patch is made, so --path keeps -p cheap.
+      changes = changes.filter((c) => isWithin(c.path, p));
     }
-    return result;
+    return this.result(from.id, to.id, changes, options.patch ?? false);
   }
 
   diffCommits(fromTree: string | undefined, toTree: string, fromId: string, toId: string, patch: boolean): DiffResult {
-    const changes: DiffResult['changes'] = fromTree === undefined ? diffTrees(this.store.objects, this.emptyTree(), toTree) : diffTrees(this.store.objects, fromTree, toTree);
-    if (patch) for (const c of changes) Object.assign(c, this.patchFor(c));
-    return { from: fromId, to: toId, changes, summary: summarize(changes) };
+    const changes: DiffResult['changes'] = diffTrees(this.store.objects, fromTree ?? EMPTY_TREE, toTree);
+    return this.result(fromId, toId, changes, patch);
   }
 
-  private emptyTree(): string {
-    return this.store.objects.putTree([]);
+  private result(fromId: string, toId: string, changes: DiffResult['changes'], patch: boolean): DiffResult {
+    if (patch) for (const c of changes) Object.assign(c, this.patchFor(c));
+    return { from: fromId, to: toId, changes, summary: summarize(changes) };
   }
 
   private patchFor(c: Change): { patch?: string; binary?: boolean } {

@@ -2,6 +2,7 @@
 // the record before it; the chain's head is also kept in `settings`, so a deleted tail shows.
 import { sha256 } from './object-store.ts';
 import type { Database } from './database.ts';
+import { pathAndBelow } from './path-attributes.ts';
 
 export interface AuditInput {
   actor: string;
@@ -117,15 +118,15 @@ export class AuditLog {
       params.push(filter.vault);
     }
     if (filter.path) {
-      where.push("(target = ? OR substr(target, 1, ?) = ? OR details LIKE ? ESCAPE '\\')");
-      const prefix = filter.path === '/' ? '/' : filter.path + '/';
-      params.push(filter.path, prefix.length, prefix, `%"${filter.path.replace(/[\\%_]/g, (c) => '\\' + c)}"%`);
+      const under = pathAndBelow(filter.path, 'target');
+      where.push(`(${under.where} OR details LIKE ? ESCAPE '\\')`);
+      params.push(...under.params, `%"${filter.path.replace(/[\\%_]/g, (c) => '\\' + c)}"%`);
     }
     if (filter.since !== undefined) {
       where.push('ts >= ?');
       params.push(filter.since);
     }
-    const limit = Math.max(1, Math.min(filter.limit ?? 100, 100_000));
+    const limit = Math.max(0, Math.min(filter.limit ?? 100, 100_000));
     const sql = `SELECT * FROM (SELECT * FROM audit ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq DESC LIMIT ${limit}) ORDER BY seq`;
     return this.db.raw.prepare(sql).all(...params).map((r) => fromRow(r as unknown as Row));
   }

@@ -216,10 +216,25 @@ export class CorralStore {
     return c;
   }
 
-  /** Commits whose id starts with `prefix` (at most two, enough to tell ambiguity). */
+  /** Commits of any vault whose id starts with `prefix` (a few: enough to tell ambiguity). */
   commitsByPrefix(prefix: string): string[] {
     if (!/^[0-9a-f]{4,64}$/.test(prefix)) return [];
-    return this.db.all<{ id: string }>("SELECT id FROM commits WHERE id >= ? AND id < ? || 'g' LIMIT 2", prefix, prefix).map((r) => r.id);
+    return this.db.all<{ id: string }>("SELECT id FROM commits WHERE id >= ? AND id < ? || 'g' LIMIT 64", prefix, prefix).map((r) => r.id);
+  }
+
+  /** Whether commit `id` is in the vault's history: its head, a checkpoint, or an ancestor of one. */
+  inHistory(vault: Vault, id: string): boolean {
+    return (
+      this.db.get(
+        `WITH RECURSIVE chain(id) AS (
+           SELECT head FROM vaults WHERE id = ? UNION SELECT commit_id FROM checkpoints WHERE vault_id = ?
+           UNION SELECT c.parent FROM commits c JOIN chain ON c.id = chain.id WHERE c.parent IS NOT NULL)
+         SELECT 1 AS x FROM chain WHERE id = ? LIMIT 1`,
+        vault.id,
+        vault.id,
+        id,
+      ) !== undefined
+    );
   }
 
   /** Moves a vault's head from `expected` to `next`, or fails with CONFLICT when someone moved it first. */
@@ -246,7 +261,8 @@ export class CorralStore {
     }
     const cp = this.findCheckpoint(vault, ref);
     if (cp) return this.getCommit(cp.commit);
-    const ids = this.commitsByPrefix(ref.toLowerCase());
+    // Commit ids name objects of the whole home: only those in this vault's history count.
+    const ids = this.commitsByPrefix(ref.toLowerCase()).filter((id) => this.inHistory(vault, id));
     if (ids.length > 1) throw new CorralError('REF_NOT_FOUND', `commit prefix ${ref} is ambiguous: give more digits`, { ref });
     if (ids.length === 1) return this.getCommit(ids[0]!);
     throw new CorralError('REF_NOT_FOUND', `no checkpoint or commit '${ref}' in vault '${vault.name}': see 'corral checkpoint list' or 'corral log'`, { ref, vault: vault.name });

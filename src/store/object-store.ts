@@ -108,7 +108,9 @@ export class ObjectStore {
 
   putBlob(data: Uint8Array): { hash: string; size: number } {
     const hash = sha256(data);
-    this.db.run('INSERT OR IGNORE INTO blobs(hash, size, data, created_at) VALUES (?, ?, ?, ?)', hash, data.length, data, this.now());
+    // A blob that is already there is made young again: gc's grace period then protects it until
+    // the commit that is about to name it lands, even when the old copy was unreachable.
+    this.db.run('INSERT INTO blobs(hash, size, data, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(hash) DO UPDATE SET created_at = excluded.created_at', hash, data.length, data, this.now());
     return { hash, size: data.length };
   }
 
@@ -262,10 +264,13 @@ export class ObjectStore {
     return parseInt(h[depth]!, 16);
   }
 
-  /** Always written, even when cached: the transaction that first wrote it may have rolled back. */
+  /**
+   * Always written, even when cached (the transaction that first wrote it may have rolled back),
+   * and made young again when present, as putBlob does.
+   */
   private putRow(text: string): string {
     const hash = sha256(text);
-    this.db.run('INSERT OR IGNORE INTO trees(hash, entries, created_at) VALUES (?, ?, ?)', hash, text, this.now());
+    this.db.run('INSERT INTO trees(hash, entries, created_at) VALUES (?, ?, ?) ON CONFLICT(hash) DO UPDATE SET created_at = excluded.created_at', hash, text, this.now());
     return hash;
   }
 

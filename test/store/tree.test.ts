@@ -170,3 +170,37 @@ test('large directories are sharded canonically: same entries, same hash, whatev
   c.files.rm('a', '/big/file-4');
   assert.deepEqual(diffTrees(c.store.objects, before, c.store.headTree('a')).map((x) => [x.path, x.change]), [['/big/file-3', 'modified'], ['/big/file-4', 'deleted']]);
 });
+
+test('tags and metadata follow mv, cp and rm for paths of any characters, emoji included', () => {
+  const c = openCorral();
+  c.vaults.create('v');
+  c.files.write('v', '/😀/a', enc('x'));
+  c.files.write('v', '/😀x', enc('y'));
+  c.tags.add('v', '/😀/a', ['t1']);
+  c.tags.add('v', '/😀x', ['t2']);
+  const tagsAt = (path: string) => c.store.db.all<{ tag: string }>('SELECT tag FROM tags WHERE path = ? ORDER BY tag', path).map((r) => r.tag);
+  c.files.mv('v', '/😀', '/plain');
+  assert.deepEqual(tagsAt('/plain/a'), ['t1']);
+  assert.deepEqual(tagsAt('/😀/a'), []);
+  assert.deepEqual(tagsAt('/😀x'), ['t2'], 'a sibling sharing the prefix keeps its tags');
+  c.files.rm('v', '/😀x');
+  assert.deepEqual(tagsAt('/😀x'), []);
+  // cp replaces the destination's attributes instead of merging them.
+  c.files.write('v', '/b', enc('b'));
+  c.tags.add('v', '/b', ['old-b']);
+  c.files.cp('v', '/plain/a', '/b');
+  assert.deepEqual(tagsAt('/b'), ['t1']);
+});
+
+test('commit ids resolve only within the vault they belong to', () => {
+  const c = openCorral();
+  c.vaults.create('a');
+  c.vaults.create('b');
+  c.files.write('b', '/secret', enc('b only'));
+  const idB = c.store.getVault('b').head;
+  assert.throws(() => c.files.cat('a', '/secret', idB), (e: unknown) => (e as { code?: string }).code === 'REF_NOT_FOUND');
+  assert.throws(() => c.checkpoints.restore('a', idB.slice(0, 12)), (e: unknown) => (e as { code?: string }).code === 'REF_NOT_FOUND');
+  // A fork's history includes its source's, so those ids resolve there.
+  c.vaults.fork('b', 'fork-of-b');
+  assert.equal(new TextDecoder().decode(c.files.cat('fork-of-b', '/secret', idB.slice(0, 8))), 'b only');
+});
