@@ -120,6 +120,16 @@ export function formatMode(kind: string, mode: number): string {
   return s;
 }
 
+/**
+ * Text from a vault (a path, a link target, a commit message) made safe to print on a terminal:
+ * C0 and C1 control characters and DEL become visible escapes such as \x1b, so a crafted name
+ * cannot recolour, move the cursor, retitle or otherwise drive the terminal. Human output only:
+ * --json prints every name exactly.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export function shortId(id: string): string {
   return id.slice(0, 12);
 }

@@ -12,6 +12,8 @@ import { MAX_COMPONENT_BYTES, normalizePath, validateCheckpointName, validateMet
 import { commitId, type Caller, type CommitRow, type CorralStore, type Origin, type Quota } from '../store/corral-store.ts';
 import { EMPTY_TREE, encodeTree, sha256, type Entry } from '../store/object-store.ts';
 import type { ServiceDeps } from './corral.ts';
+import { markTrees, reachableCommits, vaultRefs } from './reachability.ts';
+import { validateMetaValue } from './tag-service.ts';
 
 export const BUNDLE_FORMAT = 'corral-bundle';
 export const BUNDLE_VERSION = 1;
@@ -32,7 +34,6 @@ const BUNDLE_SCHEMA = `
 
 const ORIGINS: readonly Origin[] = ['cli', 'api', 'exec', 'restore', 'import'];
 const HASH = /^[0-9a-f]{64}$/;
-const MAX_META_VALUE = 64 * 1024;
 /** Deeper than any shard index Corral writes (object-store's MAX_DEPTH is 63). */
 const MAX_SHARD_DEPTH = 64;
 /** A valid path has at most this many components ('/a/b/…' within MAX_PATH_BYTES). */
@@ -146,7 +147,6 @@ function parseIndex(hash: string, text: string): string[] {
   return children;
 }
 
-/** The id a commit must have: the same fields, in the same order, as CorralStore.insertCommit hashes. */
 export class BundleService {
   private readonly store: CorralStore;
   private readonly caller: Caller;
@@ -182,21 +182,14 @@ export class BundleService {
       throw new CorralError('PATH_NOT_FOUND', `no such directory: ${dirname(target)} (create it first, or pick another place for the bundle)`, { hostPath: dirname(target) });
     const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
     let out: DatabaseSync | undefined;
-    const db = this.store.db;
-    const snapshot = !db.inTransaction;
     try {
       out = new DatabaseSync(tmp);
       out.exec('PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;');
       out.exec(BUNDLE_SCHEMA);
       out.exec('BEGIN');
-      // A deferred read transaction: one consistent view of refs and objects, without blocking writers (WAL).
-      if (snapshot) db.raw.exec('BEGIN');
-      let counts: BundleCounts;
-      try {
-        counts = this.writeBundle(vault, out);
-      } finally {
-        if (snapshot) db.raw.exec('COMMIT');
-      }
+      // A read transaction: one consistent view of refs and objects, without blocking writers (WAL).
+      const bundleDb = out;
+      const counts = this.store.db.readTransaction(() => this.writeBundle(vault, bundleDb));
       out.exec('COMMIT');
       out.close();
       out = undefined;
@@ -225,46 +218,33 @@ export class BundleService {
     const db = this.store.db;
     const v = this.store.getVault(vault);
     const checkpoints = this.store.listCheckpoints(v);
+    const missingTree = (hash: string): CorralError => new CorralError('STORAGE_CORRUPT', `tree ${hash} of vault '${vault}' is missing from the database`, { tree: hash });
 
     // Commits: from the head, each checkpoint and the fork point, following parents.
     const putCommit = out.prepare('INSERT INTO commits(id, parent, tree, vault, message, origin, actor, created_at, size, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
-    const seenCommits = new Set<string>();
-    const roots = new Set<string>();
-    const starts = [v.head, ...checkpoints.map((c) => c.commit), ...(v.forkedFrom && this.store.findCommit(v.forkedFrom) ? [v.forkedFrom] : [])];
-    for (const start of starts) {
-      let id: string | null = start;
-      while (id !== null && !seenCommits.has(id)) {
-        const c: CommitRow | undefined = db.get<CommitRow>('SELECT * FROM commits WHERE id = ?', id);
-        if (!c) throw new CorralError('STORAGE_CORRUPT', `commit ${id} of vault '${vault}' is missing from the database`, { commit: id });
-        seenCommits.add(id);
-        roots.add(c.tree);
-        putCommit.run(c.id, c.parent, c.tree, c.vault, c.message, c.origin, c.actor, c.created_at, c.size, c.files);
-        id = c.parent;
-      }
+    const starts = [...vaultRefs(this.store, v), ...(v.forkedFrom && this.store.findCommit(v.forkedFrom) ? [v.forkedFrom] : [])];
+    const commits = reachableCommits(db, starts);
+    const roots: string[] = [];
+    for (const { id } of commits) {
+      const c = db.get<CommitRow>('SELECT * FROM commits WHERE id = ?', id);
+      if (!c) throw new CorralError('STORAGE_CORRUPT', `commit ${id} of vault '${vault}' is missing from the database`, { commit: id });
+      putCommit.run(c.id, c.parent, c.tree, c.vault, c.message, c.origin, c.actor, c.created_at, c.size, c.files);
+      roots.push(c.tree);
     }
 
     // Directories (every row each is stored in: sharded ones have several), then the blobs they name; each once.
-    const putTree = out.prepare('INSERT OR IGNORE INTO trees(hash, entries) VALUES (?, ?)');
-    const seenDirs = new Set<string>();
+    const putTree = out.prepare('INSERT INTO trees(hash, entries) VALUES (?, ?)');
     const rows = new Set<string>();
     const blobs = new Set<string>();
-    const stack = [...roots];
-    while (stack.length) {
-      const hash = stack.pop()!;
-      if (seenDirs.has(hash)) continue;
-      seenDirs.add(hash);
-      for (const row of this.store.objects.treeRows(hash)) {
-        if (rows.has(row)) continue;
-        rows.add(row);
-        const text = db.get<{ entries: string }>('SELECT entries FROM trees WHERE hash = ?', row)?.entries ?? (row === EMPTY_TREE ? encodeTree([]) : undefined);
-        if (text === undefined) throw new CorralError('STORAGE_CORRUPT', `tree ${row} of vault '${vault}' is missing from the database`, { tree: row });
-        putTree.run(row, text);
-      }
-      for (const e of this.store.objects.getTree(hash)) {
-        if (e.kind === 'dir') stack.push(e.hash);
-        else blobs.add(e.hash);
-      }
-    }
+    markTrees(this.store.objects, roots, rows, {
+      row: (hash) => {
+        const text = db.get<{ entries: string }>('SELECT entries FROM trees WHERE hash = ?', hash)?.entries ?? (hash === EMPTY_TREE ? encodeTree([]) : undefined);
+        if (text === undefined) throw missingTree(hash);
+        putTree.run(hash, text);
+      },
+      blob: (hash) => void blobs.add(hash),
+      missing: (hash) => missingTree(hash),
+    });
     const putBlob = out.prepare('INSERT INTO blobs(hash, size, data) VALUES (?, ?, ?)');
     for (const hash of blobs) {
       const b = db.get<{ size: number; data: Uint8Array }>('SELECT size, data FROM blobs WHERE hash = ?', hash);
@@ -296,7 +276,7 @@ export class BundleService {
     setting.run('quota_files', num(v.quota.maxFiles));
     setting.run('quota_file_size', num(v.quota.maxFileSize));
 
-    return { vault: v.name, head: v.head, commits: seenCommits.size, trees: rows.size, blobs: blobs.size, checkpoints: checkpoints.length, tags: tags.length, meta: meta.length };
+    return { vault: v.name, head: v.head, commits: commits.length, trees: rows.size, blobs: blobs.size, checkpoints: checkpoints.length, tags: tags.length, meta: meta.length };
   }
 
   // ---- import ------------------------------------------------------------------------------
@@ -497,8 +477,9 @@ export class BundleService {
     for (const r of bundleRows<{ path: unknown; key: unknown; value: unknown }>(bundle, 'SELECT path, key, value FROM path_meta', 'path_meta')) {
       const path = this.validPath(r.path);
       const key = this.valid(() => validateMetaKey(r.key), 'metadata key');
-      if (!isText(r.value, MAX_META_VALUE)) throw invalid(`metadata ${key} of ${path} is not text of at most ${MAX_META_VALUE} characters`, { path, key });
-      db.run('INSERT OR REPLACE INTO path_meta(vault_id, path, key, value) VALUES (?, ?, ?, ?)', v.id, path, key, r.value);
+      // The same rule as `meta set` (UTF-8 bytes, no NUL), so a bundle cannot carry what the CLI refuses.
+      const value = this.valid(() => validateMetaValue(r.value, key), 'metadata value');
+      db.run('INSERT OR REPLACE INTO path_meta(vault_id, path, key, value) VALUES (?, ?, ?, ?)', v.id, path, key, value);
       meta++;
     }
 

@@ -1,10 +1,11 @@
 // Upkeep of a Corral home: statistics, garbage collection (mark and sweep from every vault head
 // and checkpoint) and compaction of the database file.
 import { statSync } from 'node:fs';
-import { CorralError, isCorralError, toCorralError } from '../protocol/errors.ts';
+import { CorralError, toCorralError } from '../protocol/errors.ts';
 import type { Caller, CorralStore, Vault } from '../store/corral-store.ts';
-import { EMPTY_TREE, type ObjectStore, type TreeNode } from '../store/object-store.ts';
+import { EMPTY_TREE, type ObjectStore } from '../store/object-store.ts';
 import type { ServiceDeps } from './corral.ts';
+import { countReachableCommits, markTrees, reachableCommits, vaultRefs } from './reachability.ts';
 
 export const DEFAULT_GC_GRACE_SECONDS = 3600;
 
@@ -133,14 +134,6 @@ function census(objects: ObjectStore, hash: string, blobs: Map<string, number>, 
   return c;
 }
 
-/** Commits reachable from the seeds (following parents), with their trees; tree is null for a missing commit. */
-const REACHABLE_COMMITS = `
-  WITH RECURSIVE reach(id) AS (
-    SELECT value FROM json_each(?)
-    UNION SELECT c.parent FROM commits c JOIN reach r ON c.id = r.id WHERE c.parent IS NOT NULL
-  )
-  SELECT r.id AS id, c.tree AS tree FROM reach r LEFT JOIN commits c ON c.id = r.id`;
-
 export class MaintenanceService {
   private readonly store: CorralStore;
   private readonly caller: Caller;
@@ -161,17 +154,13 @@ export class MaintenanceService {
     const counts = census(this.store.objects, head.tree, blobs, seen);
     let storedBytes = 0;
     for (const size of blobs.values()) storedBytes += size;
-    const checkpoints = this.store.db.all<{ commit_id: string }>('SELECT commit_id FROM checkpoints WHERE vault_id = ?', v.id).map((r) => r.commit_id);
-    const commits = this.store.db.get<{ n: number }>(
-      `WITH RECURSIVE reach(id) AS (SELECT value FROM json_each(?) UNION SELECT c.parent FROM commits c JOIN reach r ON c.id = r.id WHERE c.parent IS NOT NULL) SELECT count(*) AS n FROM reach`,
-      JSON.stringify([v.head, ...checkpoints]),
-    )!.n;
+    const refs = vaultRefs(this.store, v);
     return {
       vault: v.name,
       head: v.head,
       ...counts,
-      commits,
-      checkpoints: checkpoints.length,
+      commits: countReachableCommits(this.store.db, refs),
+      checkpoints: refs.length - 1,
       blobs: blobs.size,
       logicalBytes: head.size,
       storedBytes,
@@ -241,24 +230,14 @@ export class MaintenanceService {
       const removed = this.sweep(marks, cutoff, dryRun);
       return { dryRun, graceSeconds, cutoff, reachable, keptByGrace, removed, durationMs: Date.now() - started };
     };
-    if (dryRun) return this.readSnapshot(run);
+    if (dryRun) {
+      try {
+        return this.store.db.readTransaction(run);
+      } catch (e) {
+        throw toCorralError(e);
+      }
+    }
     return this.store.write(this.caller, null, { op: 'gc', details: { graceSeconds } }, run, (r) => ({ removed: r.removed, reachable: r.reachable, keptByGrace: r.keptByGrace }));
-  }
-
-  /** Runs `fn` in one read transaction, so every query sees the same state of the database. */
-  private readSnapshot<T>(fn: () => T): T {
-    const db = this.store.db;
-    if (db.inTransaction) return fn();
-    try {
-      db.raw.exec('BEGIN');
-    } catch (e) {
-      throw toCorralError(e);
-    }
-    try {
-      return fn();
-    } finally {
-      db.raw.exec('COMMIT');
-    }
   }
 
   private mark(cutoff: number, progress?: ProgressSink): { reachable: ObjectCounts; keptByGrace: ObjectCounts; marks: { commits: Set<string>; trees: Set<string>; blobs: Set<string> } } {
@@ -269,45 +248,24 @@ export class MaintenanceService {
     let walked = 0;
 
     // A directory may be stored in several rows (an index of shards): every row is marked.
-    const markTrees = (roots: Iterable<string>): void => {
-      const stack: string[] = [];
-      const push = (h: string): void => {
-        if (!trees.has(h)) {
-          trees.add(h);
-          stack.push(h);
-        }
-      };
-      for (const h of roots) push(h);
-      while (stack.length > 0) {
-        const hash = stack.pop()!;
-        let node: TreeNode;
-        try {
-          node = this.store.objects.getNode(hash);
-        } catch (e) {
-          if (!isCorralError(e, 'STORAGE_CORRUPT')) throw e;
-          throw new CorralError('STORAGE_CORRUPT', `gc stopped: tree ${hash} is reachable but missing from the database, so what it refers to cannot be told apart from garbage (nothing was deleted)`, { tree: hash }, e);
-        }
-        if (node.kind === 'index') for (const shard of node.children) push(shard.hash);
-        else
-          for (const e of node.entries) {
-            if (e.kind === 'dir') push(e.hash);
-            else blobs.add(e.hash);
-          }
+    const visitor = {
+      row: (): void => {
         if (++walked % 1000 === 0) progress?.update(walked);
-      }
+      },
+      blob: (hash: string): void => void blobs.add(hash),
+      missing: (hash: string, cause: CorralError): CorralError =>
+        new CorralError('STORAGE_CORRUPT', `gc stopped: tree ${hash} is reachable but missing from the database, so what it refers to cannot be told apart from garbage (nothing was deleted)`, { tree: hash }, cause),
     };
-
     const markCommits = (seeds: string[]): void => {
-      const rows = db.all<{ id: string; tree: string | null }>(REACHABLE_COMMITS, JSON.stringify(seeds));
       const newTrees: string[] = [];
-      for (const r of rows) {
+      for (const r of reachableCommits(db, seeds)) {
         if (r.tree === null) throw new CorralError('STORAGE_CORRUPT', `gc stopped: commit ${r.id} is reachable but missing from the database (nothing was deleted)`, { commit: r.id });
         if (!commits.has(r.id)) {
           commits.add(r.id);
           newTrees.push(r.tree);
         }
       }
-      markTrees(newTrees);
+      markTrees(this.store.objects, newTrees, trees, visitor);
     };
 
     const refs = [
@@ -321,7 +279,7 @@ export class MaintenanceService {
 
     // Young objects are roots too: they may belong to a commit another process is assembling.
     markCommits(db.all<{ id: string }>('SELECT id FROM commits WHERE created_at > ?', cutoff).map((r) => r.id));
-    markTrees(db.all<{ hash: string }>('SELECT hash FROM trees WHERE created_at > ?', cutoff).map((r) => r.hash));
+    markTrees(this.store.objects, db.all<{ hash: string }>('SELECT hash FROM trees WHERE created_at > ?', cutoff).map((r) => r.hash), trees, visitor);
     for (const r of db.all<{ hash: string }>('SELECT hash FROM blobs WHERE created_at > ?', cutoff)) blobs.add(r.hash);
     progress?.update(walked);
     const keptByGrace = { commits: commits.size - reachable.commits, trees: trees.size - phantom() - reachable.trees, blobs: blobs.size - reachable.blobs };
@@ -363,24 +321,41 @@ export class MaintenanceService {
 
   /**
    * Gives free space back to the filesystem: merges the full-text index's segments, folds the
-   * write-ahead log into the main file and rewrites the file without free pages (VACUUM).
+   * write-ahead log into the main file and rewrites the file without free pages (VACUUM). The
+   * audit record follows the work, so it tells what happened: `ok` with the sizes before and
+   * after, or `error:CODE` when a step failed.
    */
   compact(): CompactResult {
     const started = Date.now();
-    const before = this.databaseStats();
     const db = this.store.db;
     if (db.inTransaction) throw new CorralError('INTERNAL', 'compact cannot run inside a transaction');
-    this.store.write(this.caller, null, { op: 'compact', details: { bytesBefore: before.bytes } }, () => {
-      db.run("INSERT INTO fts(fts) VALUES('optimize')");
-    });
+    const before = this.databaseStats();
+    const record = (details: Record<string, unknown>, result: string): void =>
+      void this.store.audit.append({ actor: this.caller.actor, vault: null, op: 'compact', target: null, details: { origin: this.caller.origin, bytesBefore: before.bytes, ...details }, result });
+    let audited = false;
     let walBusy = false;
     try {
+      db.transaction(() => db.run("INSERT INTO fts(fts) VALUES('optimize')"));
       db.raw.exec('PRAGMA wal_checkpoint(TRUNCATE)');
       db.raw.exec('VACUUM');
-      const r = db.raw.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() as { busy: number };
-      walBusy = r.busy !== 0;
+      // VACUUM writes the new file through the WAL: fold it in before measuring.
+      const checkpoint = (): boolean => (db.raw.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() as { busy: number }).busy !== 0;
+      walBusy = checkpoint();
+      const bytesAfter = this.databaseStats().bytes;
+      audited = true; // Set first: should appending fail, no error record follows an ok one.
+      record({ bytesAfter }, 'ok');
+      // And the audit record just written.
+      walBusy = checkpoint() || walBusy;
     } catch (e) {
-      throw toCorralError(e);
+      const err = toCorralError(e);
+      if (!audited) {
+        try {
+          record({ message: err.message }, `error:${err.code}`);
+        } catch {
+          // A full or locked disk may refuse the record too; the caller still sees the failure.
+        }
+      }
+      throw err;
     }
     const after = this.databaseStats();
     return { before, after, bytesFreed: before.bytes - after.bytes, walBusy, durationMs: Date.now() - started };

@@ -6,6 +6,7 @@
 // and costs the size of that head, not of every version ever written. A write, a checkpoint
 // restore or a fork never touches the index: `fts_state` records the head tree each vault's index
 // reflects, and a search first catches up by diffing that tree with the head (O(changes)).
+import { Script, createContext } from 'node:vm';
 import { CorralError, toCorralError } from '../protocol/errors.ts';
 import { baseName, normalizePath, validateMetaKey, validateTag } from '../protocol/paths.ts';
 import type { Caller, Commit, CorralStore, Vault } from '../store/corral-store.ts';
@@ -172,13 +173,15 @@ export interface GrepOptions {
   filesOnly?: boolean;
   /** Stop the whole search after this many matching lines. */
   limit?: number;
+  /** Stop the whole search after this long, with what was found so far (default GREP_TIME_BUDGET_MS). */
+  timeBudgetMs?: number;
 }
 
 export interface GrepMatch {
   path: string;
   line: number;
   text: string;
-  /** Set when the line was cut to MAX_LINE_CHARS around the match. */
+  /** Set when the line was cut to MAX_LINE_CHARS around the match (always for a line longer than GREP_MAX_LINE_CHARS, matched on its start only). */
   truncated?: boolean;
 }
 
@@ -197,8 +200,10 @@ export interface GrepResult {
   /** Files read and searched. */
   searched: number;
   skipped: GrepSkipped[];
-  /** True when the search stopped at `limit` matches. */
+  /** True when the search stopped early: at `limit` matches, or when its time ran out (`timedOut`). */
   truncated: boolean;
+  /** True when the search stopped at its time budget: the result holds what was found until then. */
+  timedOut: boolean;
 }
 
 export interface SearchOptions {
@@ -228,10 +233,15 @@ export interface SearchResult {
 export const GREP_MAX_FILE_BYTES = 8 * 1024 * 1024;
 /** A matching line longer than this is cut around its first match. */
 export const MAX_LINE_CHARS = 1000;
-export const GREP_DEFAULT_LIMIT = 100_000;
+/** Only this much of a longer line is matched: bounds what one pattern can cost per line. */
+export const GREP_MAX_LINE_CHARS = 64 * 1024;
+/** A grep stops after this long with what it found so far: a pattern that backtracks without end cannot hang it. */
+export const GREP_TIME_BUDGET_MS = 10_000;
+const GREP_MAX_TIME_BUDGET_MS = 3_600_000;
+const GREP_DEFAULT_LIMIT = 100_000;
 /** Files larger than this are not indexed for full-text search. */
-export const FTS_MAX_FILE_BYTES = 1024 * 1024;
-export const SEARCH_DEFAULT_LIMIT = 20;
+const FTS_MAX_FILE_BYTES = 1024 * 1024;
+const SEARCH_DEFAULT_LIMIT = 20;
 export const SEARCH_MAX_LIMIT = 1000;
 const MAX_QUERY_CHARS = 4096;
 const MAX_PATTERN_CHARS = 4096;
@@ -253,13 +263,31 @@ function checkLimit(value: number | undefined, what: string, max = Number.MAX_SA
 const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 const utf8Lenient = new TextDecoder('utf-8');
 
-/** The text of a blob when it is UTF-8 without NUL bytes, else undefined. */
-function textOf(data: Uint8Array): string | undefined {
+/** The text of a blob when it is UTF-8 without NUL bytes, else undefined (a leading BOM is dropped). */
+export function textOf(data: Uint8Array): string | undefined {
   if (isBinary(data)) return undefined;
   try {
     return utf8Strict.decode(data);
   } catch {
     return undefined;
+  }
+}
+
+const TIMED_CALL = new Script('run()');
+
+/**
+ * Runs `fn` with a time limit; returns false when the limit stopped it. V8 interrupts even a
+ * regular expression stuck backtracking, which no check between lines could. One call costs a
+ * watchdog thread, so `fn` should be a whole job, not one step; what it did before being stopped
+ * stays done (so it must keep its results consistent at every step).
+ */
+function runWithin(ms: number, fn: () => void): boolean {
+  try {
+    TIMED_CALL.runInContext(createContext({ run: fn }), { timeout: ms });
+    return true;
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') return false;
+    throw e;
   }
 }
 
@@ -271,7 +299,7 @@ function clipLine(text: string, matchAt: number): { text: string; truncated?: bo
 }
 
 /** `"word"` for each whitespace-separated word: FTS5 strings, with inner quotes doubled. */
-export function literalQuery(query: string): string {
+function literalQuery(query: string): string {
   return query
     .split(/\s+/)
     .filter((w) => w.length > 0)
@@ -411,57 +439,73 @@ export class SearchService {
     const p = normalizePath(path);
     checkLimit(options.maxCount, 'maxCount');
     checkLimit(options.limit, 'limit');
+    const budget = options.timeBudgetMs ?? GREP_TIME_BUDGET_MS;
+    if (!Number.isSafeInteger(budget) || budget < 1 || budget > GREP_MAX_TIME_BUDGET_MS)
+      throw new CorralError('INVALID_ARGUMENT', `the time budget must be a whole number of milliseconds from 1 to ${GREP_MAX_TIME_BUDGET_MS}, got ${String(budget)}`, { timeBudgetMs: budget });
     const limit = options.limit ?? GREP_DEFAULT_LIMIT;
     const perFile = options.filesOnly ? 1 : (options.maxCount ?? Number.POSITIVE_INFINITY);
     const v = this.store.getVault(vault);
     const commit = this.commitOf(v, options.ref);
     const start = this.startEntry(commit, p);
-    const result: GrepResult = { matches: [], counts: [], files: 0, searched: 0, skipped: [], truncated: false };
-    const files: { path: string; entry: Entry }[] = [];
-    if (start.kind === 'symlink') result.skipped.push({ path: p, reason: 'symlink', size: start.size });
-    else this.walk(start, p, undefined, (at, e) => void (e.kind === 'file' && files.push({ path: at, entry: e })));
-
-    for (const { path: at, entry } of files) {
-      if (result.truncated) break;
-      if (entry.size > GREP_MAX_FILE_BYTES) {
-        result.skipped.push({ path: at, reason: 'too-large', size: entry.size });
-        continue;
-      }
-      if (perFile === 0) continue;
-      const data = this.store.objects.getBlob(entry.hash);
-      if (isBinary(data)) {
-        result.skipped.push({ path: at, reason: 'binary', size: entry.size });
-        continue;
-      }
-      result.searched++;
-      const text = utf8Lenient.decode(data);
-      let count = 0;
-      let lineNo = 0;
-      let from = 0;
-      while (from <= text.length && count < perFile) {
-        let end = text.indexOf('\n', from);
-        if (end < 0) {
-          if (from === text.length) break; // No line after a final newline.
-          end = text.length;
+    const result: GrepResult = { matches: [], counts: [], files: 0, searched: 0, skipped: [], truncated: false, timedOut: false };
+    // Stopped by the budget, the search keeps what it found; the counts are derived from the
+    // matches afterwards, so they agree wherever it stopped.
+    const finished = runWithin(budget, () => {
+      const files: { path: string; entry: Entry }[] = [];
+      if (start.kind === 'symlink') result.skipped.push({ path: p, reason: 'symlink', size: start.size });
+      else this.walk(start, p, undefined, (at, e) => void (e.kind === 'file' && files.push({ path: at, entry: e })));
+      for (const { path: at, entry } of files) {
+        if (result.truncated) break;
+        if (entry.size > GREP_MAX_FILE_BYTES) {
+          result.skipped.push({ path: at, reason: 'too-large', size: entry.size });
+          continue;
         }
-        lineNo++;
-        const line = text.charCodeAt(end - 1) === 13 && end > from ? text.slice(from, end - 1) : text.slice(from, end);
-        from = end + 1;
-        const m = regex.exec(line);
-        if (!m) continue;
-        if (result.matches.length >= limit) {
-          result.truncated = true;
-          break;
+        if (perFile === 0) continue;
+        const data = this.store.objects.getBlob(entry.hash);
+        if (isBinary(data)) {
+          result.skipped.push({ path: at, reason: 'binary', size: entry.size });
+          continue;
         }
-        count++;
-        result.matches.push({ path: at, line: lineNo, ...clipLine(line, m.index) });
+        result.searched++;
+        this.grepText(utf8Lenient.decode(data), at, regex, perFile, limit, result);
       }
-      if (count > 0) {
-        result.files++;
-        result.counts.push({ path: at, count });
-      }
+    });
+    if (!finished) {
+      result.truncated = true;
+      result.timedOut = true;
     }
+    for (const m of result.matches) {
+      const last = result.counts[result.counts.length - 1];
+      if (last?.path === m.path) last.count++;
+      else result.counts.push({ path: m.path, count: 1 });
+    }
+    result.files = result.counts.length;
     return result;
+  }
+
+  /** Adds the matching lines of one file's text to `result.matches`. */
+  private grepText(text: string, path: string, regex: RegExp, perFile: number, limit: number, result: GrepResult): void {
+    let count = 0;
+    let lineNo = 0;
+    let from = 0;
+    while (from <= text.length && count < perFile) {
+      let end = text.indexOf('\n', from);
+      if (end < 0) {
+        if (from === text.length) break; // No line after a final newline.
+        end = text.length;
+      }
+      lineNo++;
+      const line = text.charCodeAt(end - 1) === 13 && end > from ? text.slice(from, end - 1) : text.slice(from, end);
+      from = end + 1;
+      const m = regex.exec(line.length > GREP_MAX_LINE_CHARS ? line.slice(0, GREP_MAX_LINE_CHARS) : line);
+      if (!m) continue;
+      if (result.matches.length >= limit) {
+        result.truncated = true;
+        return;
+      }
+      count++;
+      result.matches.push({ path, line: lineNo, ...clipLine(line, m.index) });
+    }
   }
 
   // ---- full-text search ---------------------------------------------------------------------------

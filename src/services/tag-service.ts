@@ -67,7 +67,7 @@ export function tagsOfPath(db: Database, vaultId: number, path: string): string[
   return db.all<{ tag: string }>('SELECT tag FROM tags WHERE vault_id = ? AND path = ? ORDER BY tag', vaultId, path).map((r) => r.tag);
 }
 
-export function metaOfPath(db: Database, vaultId: number, path: string): Record<string, string> {
+function metaOfPath(db: Database, vaultId: number, path: string): Record<string, string> {
   const out = dict<string>();
   for (const r of db.all<{ key: string; value: string }>('SELECT key, value FROM path_meta WHERE vault_id = ? AND path = ? ORDER BY key', vaultId, path)) out[r.key] = r.value;
   return out;
@@ -93,7 +93,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** Checks a whole export document before anything is applied; returns it with normalised paths. */
-export function parseAttributesDocument(doc: unknown): Map<string, PathAttributes> {
+function parseAttributesDocument(doc: unknown): Map<string, PathAttributes> {
   const bad = (message: string, details: Record<string, unknown> = {}): CorralError =>
     new CorralError('INVALID_ARGUMENT', `invalid metadata document: ${message} (nothing was changed)`, details);
   if (!isPlainObject(doc)) throw bad('expected a JSON object like {"version":1,"paths":{...}}');

@@ -1,9 +1,10 @@
 // Vaults: create, list, select, inspect, rename, delete, fork, quotas.
 import { CorralError } from '../protocol/errors.ts';
 import { validateVaultName } from '../protocol/paths.ts';
-import type { Caller, Commit, CorralStore, Quota, Vault } from '../store/corral-store.ts';
+import type { Caller, CorralStore, Quota, Vault } from '../store/corral-store.ts';
 import { copyVaultAttributes } from '../store/path-attributes.ts';
 import type { ServiceDeps } from './corral.ts';
+import { countVaultCommits } from './reachability.ts';
 import { dropVaultIndex } from './search-service.ts';
 
 const CURRENT = 'current_vault';
@@ -16,6 +17,7 @@ export interface VaultInfo {
   forkedFrom: string | null;
   files: number;
   bytes: number;
+  /** Commits reachable from the head and the checkpoints (as `stats` counts them). */
   commits: number;
   checkpoints: number;
   current: boolean;
@@ -69,7 +71,7 @@ export class VaultService {
       forkedFrom: v.forkedFrom,
       files: head.files,
       bytes: head.size,
-      commits: this.countCommits(head),
+      commits: countVaultCommits(this.store, v),
       checkpoints: this.store.listCheckpoints(v).length,
       current: this.store.getSetting(CURRENT) === v.name,
       quota: v.quota,
@@ -77,13 +79,6 @@ export class VaultService {
     };
   }
 
-  private countCommits(head: Commit): number {
-    const row = this.store.db.get<{ n: number }>(
-      'WITH RECURSIVE chain(id) AS (SELECT ? UNION ALL SELECT c.parent FROM commits c JOIN chain ON c.id = chain.id WHERE c.parent IS NOT NULL) SELECT count(*) AS n FROM chain',
-      head.id,
-    );
-    return row?.n ?? 0;
-  }
 
   rename(from: string, to: string): Vault {
     validateVaultName(to);

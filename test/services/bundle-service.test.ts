@@ -174,3 +174,29 @@ test('a corrupted, tampered or truncated bundle is refused with BUNDLE_INVALID a
   assert.equal(b.bundles.importBundle(good).head, a.store.getVault('proj').head);
   assert.ok(readFileSync(good).length > 0);
 });
+
+test('metadata values in a bundle obey the same limit as meta set: 64 KiB of UTF-8, not characters', () => {
+  const a = openCorral();
+  a.vaults.create('m');
+  a.files.write('m', '/f.txt', enc('x'));
+  const atLimit = 'é'.repeat(32 * 1024); // 65,536 bytes: the most `meta set` takes
+  a.tags.metaSet('m', '/f.txt', 'ok', atLimit);
+  const overLimit = 'é'.repeat(40_000); // 40,000 characters but 80,000 bytes
+  assert.throws(() => a.tags.metaSet('m', '/f.txt', 'big', overLimit), (e: unknown) => isCorralError(e, 'PAYLOAD_TOO_LARGE'));
+  const dir = tempDir();
+  const good = join(dir, 'm.corral');
+  a.bundles.exportBundle('m', good);
+
+  const b = openCorral();
+  const forged = join(dir, 'forged.corral');
+  copyFileSync(good, forged);
+  const db = new DatabaseSync(forged);
+  db.prepare('INSERT INTO path_meta(path, key, value) VALUES (?, ?, ?)').run('/f.txt', 'big', overLimit);
+  db.close();
+  expectInvalid(b, forged);
+  assert.throws(() => b.bundles.importBundle(forged), (e: unknown) => isCorralError(e, 'BUNDLE_INVALID') && /65536/.test(e.message));
+
+  // The value at the limit round-trips.
+  b.bundles.importBundle(good);
+  assert.equal(b.tags.metaGet('m', '/f.txt', 'ok').value, atLimit);
+});

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { Corral } from '../../src/services/corral.ts';
 import { isCorralError } from '../../src/protocol/errors.ts';
 import { walkTree } from '../../src/store/tree-diff.ts';
+import { assertHomeComplete } from '../durability/check.ts';
 import { corral, openCorral, tempDir, testCaller } from '../helpers.ts';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -23,7 +24,7 @@ function rows(c: Corral): { blobs: number; trees: number; commits: number } {
   return { blobs: n('blobs'), trees: n('trees'), commits: n('commits') };
 }
 
-/** Every file of a vault's head with its content, read through the public API. */
+/** Every file of a vault's head with its content, read through the public API (use a freshly opened Corral: no tree cached). */
 function snapshot(c: Corral, vault: string): Record<string, string> {
   const out: Record<string, string> = {};
   const head = c.store.getCommit(c.store.getVault(vault).head);
@@ -32,26 +33,6 @@ function snapshot(c: Corral, vault: string): Record<string, string> {
     if (e.kind === 'symlink') out[path] = '-> ' + new TextDecoder().decode(c.store.objects.getBlob(e.hash));
   });
   return out;
-}
-
-/** Walks every commit reachable from every head and checkpoint and checks each tree and blob is present. */
-function assertComplete(c: Corral): number {
-  const db = c.store.db;
-  const seeds = [...db.all<{ id: string }>('SELECT head AS id FROM vaults'), ...db.all<{ id: string }>('SELECT commit_id AS id FROM checkpoints')].map((r) => r.id);
-  const seen = new Set<string>();
-  let objects = 0;
-  for (let id of seeds) {
-    while (id && !seen.has(id)) {
-      seen.add(id);
-      const commit = c.store.getCommit(id);
-      walkTree(c.store.objects, commit.tree, '/', (path, e) => {
-        objects++;
-        if (e.kind !== 'dir') assert.ok(c.store.objects.hasBlob(e.hash), `blob of ${path} at ${id} is missing`);
-      });
-      id = commit.parent ?? '';
-    }
-  }
-  return objects;
 }
 
 describe('stats', () => {
@@ -121,6 +102,22 @@ describe('stats', () => {
     assert.deepEqual(c.maintenance.allVaultStats().map((v) => v.vault), ['base', 'child']);
   });
 
+  test('vault info and stats count commits alike: reachable from the head and the checkpoints', () => {
+    const c = openCorral();
+    c.vaults.create('v');
+    const first = c.files.write('v', '/a.txt', text('a')).commit!;
+    c.files.write('v', '/b.txt', text('b'));
+    c.checkpoints.save('v', 'kept');
+    const v = c.store.getVault('v');
+    // The head moves back past the checkpoint: the checkpoint alone keeps the last commit.
+    c.store.write(testCaller, 'v', { op: 'test.reset' }, () => c.store.swapHead(v.id, v.head, first.id));
+    assert.equal(c.maintenance.stats('v').commits, 3);
+    assert.equal(c.vaults.info('v').commits, 3);
+    c.checkpoints.delete('v', 'kept');
+    assert.equal(c.maintenance.stats('v').commits, 2);
+    assert.equal(c.vaults.info('v').commits, 2);
+  });
+
   test('an unknown or hostile vault name is a clear error', () => {
     const c = openCorral();
     assert.throws(() => c.maintenance.stats('nope'), (e) => isCorralError(e, 'VAULT_NOT_FOUND'));
@@ -172,12 +169,14 @@ describe('gc', () => {
     assert.equal(afterRows.blobs, before.blobs - 2);
     assert.equal(afterRows.trees, before.trees - r.removed.trees);
 
-    // The fork is whole: files, symlink, every commit back to the parent's creation.
-    assert.deepEqual(snapshot(c, 'fork'), forkBefore);
-    assert.deepEqual(c.history.log('fork', { limit: 100 }).map((x) => x.id), forkLog);
+    // The fork is whole: files, symlink, every commit back to the parent's creation. Checked
+    // through a fresh Corral: this one's tree cache could hide a row gc deleted.
+    const fresh = openCorral(c.store.home);
+    assert.deepEqual(snapshot(fresh, 'fork'), forkBefore);
+    assert.deepEqual(fresh.history.log('fork', { limit: 100 }).map((x) => x.id), forkLog);
     assert.equal(forkLog.length, 5); // create, shared.txt, readme.md, the link (parent), fork.txt
-    assert.ok(assertComplete(c) > 0);
-    assert.equal(c.store.audit.verify().ok, true);
+    assert.ok(assertHomeComplete(fresh).trees > 0);
+    assert.equal(fresh.store.audit.verify().ok, true);
 
     // A second run finds nothing more.
     assert.equal(c.maintenance.gc({ graceSeconds: 0 }).removed.bytes, 0);
@@ -288,6 +287,21 @@ describe('gc', () => {
     assert.equal(fresh.store.audit.list({ op: 'gc' })[0]?.result, 'error:STORAGE_CORRUPT');
   });
 
+  test('the completeness check sees a missing tree row even when the tree is cached', () => {
+    const c = openCorral();
+    c.vaults.create('v');
+    // More than 32 entries: the directory is an index row and shard rows.
+    for (let i = 0; i < 40; i++) c.files.write('v', `/many/f${i}.txt`, text(`file ${i}`));
+    assert.equal(c.files.ls('v', '/many').length, 40); // every row of /many is now cached
+    const many = c.files.stat('v', '/many').hash;
+    const shard = c.store.objects.treeRows(many).find((h) => h !== many)!;
+    assert.ok(shard, '/many is sharded');
+    assertHomeComplete(c);
+    c.store.db.run('DELETE FROM trees WHERE hash = ?', shard);
+    assert.equal(c.files.ls('v', '/many').length, 40, 'the cache still serves the deleted row');
+    assert.throws(() => assertHomeComplete(c), new RegExp(`tree ${shard} .*is missing`));
+  });
+
   test('rejects a bad grace period', () => {
     const c = openCorral();
     for (const g of [-1, 1.5, Number.NaN, 2 ** 60]) assert.throws(() => c.maintenance.gc({ graceSeconds: g }), (e) => isCorralError(e, 'INVALID_ARGUMENT'));
@@ -338,11 +352,41 @@ describe('compact', () => {
     assert.equal(r.after.walBytes, 0);
     assert.equal(new TextDecoder().decode(c.files.cat('keep', '/k.txt')), 'keep me');
     assert.equal(c.store.db.get<{ integrity_check: string }>('PRAGMA integrity_check')!.integrity_check, 'ok');
-    assert.equal(c.store.audit.list({ op: 'compact' }).length, 1);
+    const records = c.store.audit.list({ op: 'compact' });
+    assert.equal(records.length, 1);
+    assert.equal(records[0]!.result, 'ok');
+    const details = records[0]!.details as { bytesBefore: number; bytesAfter: number };
+    assert.equal(details.bytesBefore, r.before.bytes);
+    assert.ok(details.bytesAfter < 512 * 1024, 'the record is written after VACUUM, with the size it left');
     assert.equal(c.store.audit.verify().ok, true);
     // The store keeps working after VACUUM.
     c.files.write('keep', '/after.txt', text('after'));
     assert.equal(c.maintenance.stats('keep').files, 2);
+  });
+  test('a compact that fails is audited as an error, never as ok', () => {
+    const c = openCorral();
+    c.vaults.create('v');
+    for (let i = 0; i < 3; i++) c.files.write('v', `/f${i}.txt`, text(`file ${i}`));
+    // A statement still stepping on the connection makes SQLite refuse the WAL checkpoint and VACUUM.
+    const reading = c.store.db.raw.prepare('SELECT hash FROM blobs').iterate();
+    reading.next();
+    let code = '';
+    try {
+      assert.throws(() => c.maintenance.compact(), (e) => {
+        assert.ok(isCorralError(e));
+        code = e.code;
+        return true;
+      });
+    } finally {
+      reading.return?.();
+    }
+    const records = c.store.audit.list({ op: 'compact' });
+    assert.deepEqual(records.map((x) => x.result), [`error:${code}`]);
+    assert.equal(typeof (records[0]!.details as { bytesBefore: unknown }).bytesBefore, 'number');
+    assert.equal(c.store.audit.verify().ok, true);
+    // With nothing in progress it runs, and is recorded once more, as ok.
+    c.maintenance.compact();
+    assert.deepEqual(c.store.audit.list({ op: 'compact' }).map((x) => x.result).sort(), [`error:${code}`, 'ok'].sort());
   });
 });
 

@@ -2,9 +2,10 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
-import { openCorral, testCaller } from '../helpers.ts';
-import { balancedParentheses, compileGlob, parseSizeTest, GREP_MAX_FILE_BYTES, MAX_LINE_CHARS } from '../../src/services/search-service.ts';
+import { corral, openCorral, tempDir, testCaller } from '../helpers.ts';
+import { balancedParentheses, compileGlob, parseSizeTest, GREP_MAX_FILE_BYTES, GREP_MAX_LINE_CHARS, GREP_TIME_BUDGET_MS, MAX_LINE_CHARS } from '../../src/services/search-service.ts';
 import { Corral } from '../../src/services/corral.ts';
+import { escapeControls } from '../../src/cli/output.ts';
 import { isCorralError } from '../../src/protocol/errors.ts';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -156,6 +157,62 @@ describe('grep', () => {
     const r = c.search.grep('v', 'a', '/');
     assert.deepEqual(r.skipped.find((s) => s.path === '/huge.txt'), { path: '/huge.txt', reason: 'too-large', size: GREP_MAX_FILE_BYTES + 1 });
     assert.ok(!r.matches.some((m) => m.path === '/huge.txt'));
+  });
+
+  test('a pattern that backtracks without end stops at the time budget, keeping what it found', () => {
+    const c = fixture();
+    c.files.write('v', '/0-early.txt', enc('aaaa\nbbbb\naa\n'));
+    // Each run of a's followed by b costs (a+)+$ 2^40 steps: this line alone would never finish.
+    c.files.write('v', '/evil.txt', enc(('a'.repeat(40) + 'b').repeat(3000) + '\n'));
+    c.files.write('v', '/z-late.txt', enc('aaa\n'));
+    const started = performance.now();
+    const r = c.search.grep('v', '(a+)+$', '/', { timeBudgetMs: 1000 });
+    const ms = performance.now() - started;
+    assert.ok(ms < 5000, `grep took ${ms} ms`);
+    assert.equal(r.timedOut, true);
+    assert.equal(r.truncated, true);
+    // What came before the stuck file is there, and the counts agree with it.
+    assert.deepEqual(r.matches.map((m) => `${m.path}:${m.line}`), ['/0-early.txt:1', '/0-early.txt:3']);
+    assert.deepEqual(r.counts, [{ path: '/0-early.txt', count: 2 }]);
+    assert.equal(r.files, 1);
+    assert.ok(!r.matches.some((m) => m.path === '/z-late.txt'), 'nothing after the stuck file was searched');
+    // The store and the regular expression engine are fine afterwards.
+    const again = c.search.grep('v', 'TODO');
+    assert.equal(again.timedOut, false);
+    assert.equal(again.matches.length, 2);
+    c.files.write('v', '/after.txt', enc('still writable'));
+    assert.equal(GREP_TIME_BUDGET_MS, 10_000);
+    for (const bad of [0, -1, 1.5, Number.NaN, 2 ** 40])
+      assert.throws(() => c.search.grep('v', 'x', '/', { timeBudgetMs: bad }), (e) => isCorralError(e, 'INVALID_ARGUMENT'), String(bad));
+  });
+
+  test('a line longer than GREP_MAX_LINE_CHARS is matched on its start only, and reported as truncated', () => {
+    const c = fixture();
+    c.files.write('v', '/long.txt', enc(`NEEDLE ${'x'.repeat(GREP_MAX_LINE_CHARS)}\n${'y'.repeat(GREP_MAX_LINE_CHARS)} HAYSTACK\nHAYSTACK\n`));
+    const head = c.search.grep('v', 'NEEDLE', '/long.txt');
+    assert.deepEqual(head.matches.map((m) => [m.line, m.truncated]), [[1, true]]);
+    assert.ok(head.matches[0]!.text.startsWith('NEEDLE '));
+    // Past the first GREP_MAX_LINE_CHARS characters of line 2, HAYSTACK is not seen; line 3 is short.
+    assert.deepEqual(c.search.grep('v', 'HAYSTACK', '/long.txt').matches.map((m) => m.line), [3]);
+  });
+
+  test('the CLI stops grep at --timeout and says so', () => {
+    const home = tempDir();
+    assert.equal(corral(home, ['vault', 'create', 'v', '--use']).code, 0);
+    assert.equal(corral(home, ['write', '/evil.txt', 'a'.repeat(40) + 'b']).code, 0);
+    const started = performance.now();
+    const j = corral(home, ['grep', '(a+)+$', '--timeout', '1', '--json']);
+    assert.ok(performance.now() - started < 8000);
+    assert.equal(j.code, 0, j.stderr);
+    assert.equal(j.json.timedOut, true);
+    assert.equal(j.json.truncated, true);
+    const h = corral(home, ['grep', '(a+)+$', '--timeout', '1']);
+    assert.equal(h.code, 0);
+    assert.match(h.stderr, /stopped after 1 s/);
+    assert.equal(corral(home, ['grep', 'x', '--timeout', '0', '--json']).json.error.code, 'INVALID_ARGUMENT');
+    const help = corral(home, ['grep', '--help']).stdout;
+    assert.match(help, /--timeout <seconds>/);
+    assert.match(help, /first 64 Ki characters/);
   });
 
   test('an invalid regular expression is INVALID_ARGUMENT with the syntax error', () => {
@@ -440,5 +497,52 @@ describe('search', () => {
     seen.length = 0;
     c.search.search('v', 'zephyr', { onProgress: (done, total) => seen.push([done, total]) });
     assert.deepEqual(seen, []);
+  });
+});
+
+describe('terminal output', () => {
+  test('escapeControls shows C0, DEL and C1 characters as \\xNN and leaves other text alone', () => {
+    assert.equal(escapeControls('a\x1b[31mb\x07\x7f\x9b\tc'), 'a\\x1b[31mb\\x07\\x7f\\x9b\\x09c');
+    assert.equal(escapeControls('/plain/ünïcode ✓ \\x1b.txt'), '/plain/ünïcode ✓ \\x1b.txt');
+  });
+
+  test('control characters in vault names are escaped in human output and exact in --json', () => {
+    const home = tempDir();
+    const ok = (args: string[]): string => {
+      const r = corral(home, args);
+      assert.equal(r.code, 0, r.stderr);
+      // No control character but the line breaks between lines (colour is off: NO_COLOR, no TTY).
+      assert.ok(!/[\x00-\x09\x0b-\x1f\x7f-\x9f]/.test(r.stdout), `${args.join(' ')}: ${JSON.stringify(r.stdout)}`);
+      return r.stdout;
+    };
+    const json = (args: string[]): any => {
+      const r = corral(home, [...args, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      return r.json;
+    };
+    const evil = '/evil\x1b[31m.txt';
+    const shown = '/evil\\x1b[31m.txt';
+    const twoLines = '/two\nlines\x07.txt';
+    const twoShown = '/two\\x0alines\\x07.txt';
+    ok(['vault', 'create', 'v', '--use']);
+    assert.match(ok(['write', evil, 'needle one\n']), new RegExp(`wrote ${shown.replaceAll('\\', '\\\\').replaceAll('[', '\\[')}`));
+    ok(['write', twoLines, 'needle two\n', '-m', 'title \x1b]0;pwned\x07']);
+
+    const ls = ok(['ls']);
+    assert.ok(ls.includes('evil\\x1b[31m.txt') && ls.includes('two\\x0alines\\x07.txt'), ls);
+    assert.deepEqual(json(['ls']).entries.map((e: { name: string }) => e.name).sort(), ['evil\x1b[31m.txt', 'two\nlines\x07.txt']);
+    assert.ok(ok(['tree']).includes('evil\\x1b[31m.txt'));
+    assert.ok(ok(['stat', evil]).includes(`path   ${shown}`));
+    assert.deepEqual(ok(['find', '/', '--type', 'f']).trimEnd().split('\n').sort(), [shown, twoShown].sort());
+    assert.deepEqual(json(['find', '/', '--type', 'f']).matches.map((m: { path: string }) => m.path).sort(), [evil, twoLines].sort());
+    assert.deepEqual(ok(['grep', 'needle']).trimEnd().split('\n').sort(), [`${shown}:needle one`, `${twoShown}:needle two`].sort());
+    assert.deepEqual(json(['grep', 'needle']).matches.map((m: { path: string }) => m.path).sort(), [evil, twoLines].sort());
+    assert.ok(ok(['search', 'needle']).includes(shown));
+    assert.ok(ok(['log']).includes('title \\x1b]0;pwned\\x07'));
+    const diff = ok(['diff', 'HEAD~1', 'HEAD', '-p']);
+    assert.ok(diff.includes(`A ${twoShown}`), diff);
+    assert.ok(diff.includes('+++ b/two\\x0alines\\x07.txt\n'), diff);
+    assert.ok(diff.includes('--- /dev/null\n'), diff);
+    assert.ok(diff.includes('+needle two\n'), diff);
   });
 });

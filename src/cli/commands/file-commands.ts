@@ -2,9 +2,9 @@
 import type { Command } from 'commander';
 import { CorralError } from '../../protocol/errors.ts';
 import { type CliContext, readStdin } from '../context.ts';
-import { formatBytes, formatMode, formatTime, shortId, table, type Colors, examples } from '../output.ts';
+import { escapeControls as safe, formatBytes, formatMode, formatTime, shortId, table, type Colors, examples } from '../output.ts';
 import type { FileStat, TreeNode } from '../../services/file-service.ts';
-import { isBinary } from '../../services/history-service.ts';
+import { textOf } from '../../services/search-service.ts';
 
 function parseMode(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -12,10 +12,12 @@ function parseMode(text: string | undefined): number | undefined {
   return parseInt(text, 8);
 }
 
+/** A name for human output: control characters escaped (see escapeControls), then coloured. */
 function nameOf(f: FileStat, c: Colors): string {
-  if (f.kind === 'dir') return c.blue(c.bold(f.name || '/')) + '/';
-  if (f.kind === 'symlink') return `${c.cyan(f.name)} -> ${f.target}`;
-  return f.mode & 0o111 ? c.green(f.name) : f.name;
+  const name = safe(f.name);
+  if (f.kind === 'dir') return c.blue(c.bold(name || '/')) + '/';
+  if (f.kind === 'symlink') return `${c.cyan(name)} -> ${safe(f.target ?? '')}`;
+  return f.mode & 0o111 ? c.green(name) : name;
 }
 
 function commitNote(commit: { id: string } | null): string {
@@ -65,7 +67,8 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
       ctx.action((path: string, opts: { rev?: string }) => {
         const data = ctx.corral.files.cat(ctx.vault(), path, opts.rev);
         if (ctx.out.json) {
-          const binary = isBinary(data) || !isUtf8(data);
+          // Decoded by Buffer, not taken from textOf: the content stays exact, a BOM included.
+          const binary = textOf(data) === undefined;
           ctx.out.result({ path, size: data.length, encoding: binary ? 'base64' : 'utf8', content: Buffer.from(data).toString(binary ? 'base64' : 'utf8') }, () => undefined);
         } else ctx.out.bytes(data);
       }),
@@ -83,7 +86,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
         const vault = ctx.vault();
         const data = content !== undefined ? new TextEncoder().encode(content) : await readStdin();
         const r = ctx.corral.files.write(vault, path, data, { append: opts.append === true, mode: parseMode(opts.mode), message: opts.message });
-        ctx.out.result(r, (d) => `wrote ${d.path} (${formatBytes(d.size)})${commitNote(d.commit)}`);
+        ctx.out.result(r, (d) => `wrote ${safe(d.path)} (${formatBytes(d.size)})${commitNote(d.commit)}`);
       }),
     );
 
@@ -95,7 +98,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .action(
       ctx.action((path: string, opts: { parents?: boolean }) => {
         const r = ctx.corral.files.mkdir(ctx.vault(), path, { parents: opts.parents === true });
-        ctx.out.result(r, (d) => `created ${d.path}${commitNote(d.commit)}`);
+        ctx.out.result(r, (d) => `created ${safe(d.path)}${commitNote(d.commit)}`);
       }),
     );
 
@@ -108,7 +111,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .action(
       ctx.action((path: string, opts: { recursive?: boolean; force?: boolean }) => {
         const r = ctx.corral.files.rm(ctx.vault(), path, { recursive: opts.recursive === true, force: opts.force === true });
-        ctx.out.result(r, (d) => `removed ${d.path} (${d.removed} files)${commitNote(d.commit)}`);
+        ctx.out.result(r, (d) => `removed ${safe(d.path)} (${d.removed} files)${commitNote(d.commit)}`);
       }),
     );
 
@@ -120,7 +123,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .action(
       ctx.action((from: string, to: string, opts: { recursive?: boolean }) => {
         const r = ctx.corral.files.cp(ctx.vault(), from, to, { recursive: opts.recursive === true });
-        ctx.out.result(r, (d) => `copied ${d.from} to ${d.to}${commitNote(d.commit)}`);
+        ctx.out.result(r, (d) => `copied ${safe(d.from)} to ${safe(d.to)}${commitNote(d.commit)}`);
       }),
     );
 
@@ -131,7 +134,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .action(
       ctx.action((from: string, to: string) => {
         const r = ctx.corral.files.mv(ctx.vault(), from, to);
-        ctx.out.result(r, (d) => `moved ${d.from} to ${d.to}${commitNote(d.commit)}`);
+        ctx.out.result(r, (d) => `moved ${safe(d.from)} to ${safe(d.to)}${commitNote(d.commit)}`);
       }),
     );
 
@@ -163,8 +166,8 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
       ctx.action((path: string, opts: { rev?: string }) => {
         const s = ctx.corral.files.stat(ctx.vault(), path, opts.rev);
         ctx.out.result(s, (d) => [
-          `  path   ${d.path}`,
-          `  kind   ${d.kind}${d.target !== undefined ? ` -> ${d.target}` : ''}`,
+          `  path   ${safe(d.path)}`,
+          `  kind   ${d.kind}${d.target !== undefined ? ` -> ${safe(d.target)}` : ''}`,
           `  mode   ${formatMode(d.kind, d.mode)} (${d.mode.toString(8).padStart(4, '0')})`,
           `  size   ${d.size}${d.files !== undefined ? ` (${d.files} files)` : ''}`,
           `  mtime  ${formatTime(d.mtime)}`,
@@ -180,7 +183,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .action(
       ctx.action((path: string) => {
         const r = ctx.corral.files.touch(ctx.vault(), path);
-        ctx.out.result(r, (d) => `touched ${d.path}${commitNote(d.commit)}`);
+        ctx.out.result(r, (d) => `touched ${safe(d.path)}${commitNote(d.commit)}`);
       }),
     );
 
@@ -192,7 +195,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .action(
       ctx.action((target: string, path: string) => {
         const r = ctx.corral.files.symlink(ctx.vault(), target, path);
-        ctx.out.result(r, (d) => `linked ${d.path} -> ${d.target}${commitNote(d.commit)}`);
+        ctx.out.result(r, (d) => `linked ${safe(d.path)} -> ${safe(d.target ?? '')}${commitNote(d.commit)}`);
       }),
     );
 
@@ -203,16 +206,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .action(
       ctx.action((mode: string, path: string) => {
         const r = ctx.corral.files.chmod(ctx.vault(), path, parseMode(mode)!);
-        ctx.out.result(r, (d) => `mode of ${d.path} is now ${d.mode.toString(8)}${commitNote(d.commit)}`);
+        ctx.out.result(r, (d) => `mode of ${safe(d.path)} is now ${d.mode.toString(8)}${commitNote(d.commit)}`);
       }),
     );
-}
-
-function isUtf8(data: Uint8Array): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(data);
-    return true;
-  } catch {
-    return false;
-  }
 }

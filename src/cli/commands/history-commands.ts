@@ -1,12 +1,12 @@
 // corral log|show|diff|revert.
 import type { Command } from 'commander';
 import { type CliContext, parseCount } from '../context.ts';
-import { formatBytes, formatTime, shortId, type Colors, examples } from '../output.ts';
+import { escapeControls as safe, formatBytes, formatTime, shortId, type Colors, examples } from '../output.ts';
 import type { Commit } from '../../store/corral-store.ts';
 import type { DiffResult } from '../../services/history-service.ts';
 
 export function renderCommit(c: Commit, colors: Colors): string {
-  return `${colors.yellow(shortId(c.id))} ${formatTime(c.createdAt)} ${colors.dim(`[${c.origin}]`)} ${c.message}`;
+  return `${colors.yellow(shortId(c.id))} ${formatTime(c.createdAt)} ${colors.dim(`[${c.origin}]`)} ${safe(c.message)}`;
 }
 
 const marks = { added: 'A', modified: 'M', deleted: 'D' } as const;
@@ -18,11 +18,18 @@ export function renderDiff(d: DiffResult, c: Colors): string[] {
     const size = ch.change === 'added' ? formatBytes(ch.newSize ?? 0) : ch.change === 'deleted' ? formatBytes(ch.oldSize ?? 0) : `${formatBytes(ch.oldSize ?? 0)} -> ${formatBytes(ch.newSize ?? 0)}`;
     const modeNote = ch.change === 'modified' && ch.oldMode !== ch.newMode ? ` mode ${ch.oldMode?.toString(8)} -> ${ch.newMode?.toString(8)}` : '';
     const kindNote = ch.kind === 'symlink' ? ' (symlink)' : '';
-    lines.push(`${paint[ch.change](marks[ch.change])} ${ch.path}${kindNote}  ${c.dim(size + modeNote)}`);
-    if (ch.binary) lines.push(c.dim(`Binary files differ: ${ch.path}`));
-    if (ch.patch)
-      for (const l of ch.patch.trimEnd().split('\n'))
-        lines.push(l.startsWith('+') && !l.startsWith('+++') ? c.green(l) : l.startsWith('-') && !l.startsWith('---') ? c.red(l) : l.startsWith('@@') ? c.cyan(l) : l);
+    lines.push(`${paint[ch.change](marks[ch.change])} ${safe(ch.path)}${kindNote}  ${c.dim(size + modeNote)}`);
+    if (ch.binary) lines.push(c.dim(`Binary files differ: ${safe(ch.path)}`));
+    if (ch.patch) {
+      const patch = ch.patch.trimEnd().split('\n');
+      // The --- and +++ headers name the path, which may hold newlines: each header is rejoined and escaped like the path.
+      const pathLines = ch.path.split('\n').length;
+      const oldHeader = ch.change === 'added' ? 1 : pathLines;
+      const newHeader = ch.change === 'deleted' ? 1 : pathLines;
+      lines.push(safe(patch.slice(0, oldHeader).join('\n')), safe(patch.slice(oldHeader, oldHeader + newHeader).join('\n')));
+      for (const l of patch.slice(oldHeader + newHeader))
+        lines.push(l.startsWith('+') ? c.green(l) : l.startsWith('-') ? c.red(l) : l.startsWith('@@') ? c.cyan(l) : l);
+    }
   }
   const s = d.summary;
   lines.push(c.dim(`${s.added} added, ${s.modified} modified, ${s.deleted} deleted`));
@@ -53,10 +60,10 @@ export function registerHistoryCommands(program: Command, ctx: CliContext): void
         ctx.out.result(r, (d, c) => [
           `${c.yellow('commit ' + d.commit.id)}`,
           `parent  ${d.commit.parent ?? '-'}`,
-          `origin  ${d.commit.origin} by ${d.commit.actor}, ${formatTime(d.commit.createdAt)}`,
+          `origin  ${d.commit.origin} by ${safe(d.commit.actor)}, ${formatTime(d.commit.createdAt)}`,
           `files   ${d.commit.files} (${formatBytes(d.commit.size)})`,
           '',
-          `    ${d.commit.message}`,
+          `    ${safe(d.commit.message)}`,
           '',
           ...renderDiff(d.diff, c),
         ]);

@@ -6,7 +6,7 @@ import type { CliContext } from '../context.ts';
 import { type Colors, formatBytes, shortId, table } from '../output.ts';
 
 /** Seconds, or a duration with a unit: 90, 90s, 30m, 2h, 7d. */
-export function parseGrace(text: string): number {
+function parseGrace(text: string): number {
   const m = /^(\d{1,12})([smhd]?)$/.exec(text.trim());
   if (!m) throw new CorralError('INVALID_ARGUMENT', `--grace takes whole seconds or a duration (90, 30m, 2h, 7d), got '${text}'`, { grace: text });
   return Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as '' | 's' | 'm' | 'h' | 'd'];

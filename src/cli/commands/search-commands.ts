@@ -2,8 +2,8 @@
 import type { Command } from 'commander';
 import { CorralError } from '../../protocol/errors.ts';
 import { type CliContext, parseCount } from '../context.ts';
-import { formatBytes } from '../output.ts';
-import type { FindOptions } from '../../services/search-service.ts';
+import { escapeControls as safe, formatBytes } from '../output.ts';
+import { GREP_TIME_BUDGET_MS, type FindOptions } from '../../services/search-service.ts';
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -49,7 +49,7 @@ Examples:
           tags: opts.tag,
           meta: opts.meta,
         });
-        ctx.out.result({ matches }, (d) => d.matches.map((m) => m.path));
+        ctx.out.result({ matches }, (d) => d.matches.map((m) => safe(m.path)));
       }),
     );
 
@@ -62,10 +62,14 @@ Examples:
     .option('-c, --count', 'print the number of matching lines of each file with a match')
     .option('-m, --max-count <n>', 'stop reading a file after N matching lines')
     .option('--rev <ref>', 'search a checkpoint, commit or HEAD~N instead of the head')
+    .option('--timeout <seconds>', `stop after this long with the matches found so far (default ${GREP_TIME_BUDGET_MS / 1000}, at most 3600)`)
     .addHelpText(
       'after',
       `
 Output is path:text, or path:line:text with -n; lines are cut at 1000 characters.
+Only the first 64 Ki characters of a longer line are matched (such matches are marked truncated).
+A search that runs out of time (a pattern that backtracks without end, a huge vault) stops and
+returns what it found, with "truncated" and "timedOut" set in --json.
 A pattern starting with '-' goes after '--'.
 
 Examples:
@@ -76,22 +80,28 @@ Examples:
   $ corral grep 'version' /package.json --json`,
     )
     .action(
-      ctx.action((pattern: string, path: string | undefined, opts: { ignoreCase?: boolean; lineNumber?: boolean; filesWithMatches?: boolean; count?: boolean; maxCount?: string; rev?: string }) => {
+      ctx.action((pattern: string, path: string | undefined, opts: { ignoreCase?: boolean; lineNumber?: boolean; filesWithMatches?: boolean; count?: boolean; maxCount?: string; rev?: string; timeout?: string }) => {
+        const seconds = opts.timeout === undefined ? undefined : parseCount(opts.timeout, 'timeout');
+        if (seconds !== undefined && (seconds < 1 || seconds > 3600)) throw new CorralError('INVALID_ARGUMENT', `--timeout takes 1 to 3600 seconds, got ${seconds}`, { timeout: seconds });
         const r = ctx.corral.search.grep(ctx.vault(), pattern, path ?? '/', {
           ref: opts.rev,
           ignoreCase: opts.ignoreCase === true,
           filesOnly: opts.filesWithMatches === true,
           maxCount: opts.maxCount === undefined ? undefined : parseCount(opts.maxCount, 'max-count'),
+          timeBudgetMs: seconds === undefined ? undefined : seconds * 1000,
         });
         for (const s of r.skipped) {
-          if (s.reason === 'too-large') ctx.out.note(`corral grep: ${s.path}: skipped, ${formatBytes(s.size)} is over the 8 MiB limit`);
-          else if (s.reason === 'symlink') ctx.out.note(`corral grep: ${s.path}: a symlink, not followed`);
+          if (s.reason === 'too-large') ctx.out.note(`corral grep: ${safe(s.path)}: skipped, ${formatBytes(s.size)} is over the 8 MiB limit`);
+          else if (s.reason === 'symlink') ctx.out.note(`corral grep: ${safe(s.path)}: a symlink, not followed`);
         }
-        if (r.truncated) ctx.out.note(`corral grep: stopped after ${r.matches.length} matches: narrow the pattern or the path`);
+        if (r.timedOut)
+          ctx.out.note(`corral grep: stopped after ${seconds ?? GREP_TIME_BUDGET_MS / 1000} s with ${r.matches.length} matches so far: narrow the pattern or the path, or allow more time with --timeout`);
+        else if (r.truncated) ctx.out.note(`corral grep: stopped after ${r.matches.length} matches: narrow the pattern or the path`);
         ctx.out.result(r, (d) => {
-          if (opts.filesWithMatches) return d.counts.map((x) => x.path);
-          if (opts.count) return d.counts.map((x) => `${x.path}:${x.count}`);
-          return d.matches.map((m) => (opts.lineNumber ? `${m.path}:${m.line}:${m.text}` : `${m.path}:${m.text}`));
+          // Paths are escaped for the terminal; matched lines are printed as they are, like cat and grep(1).
+          if (opts.filesWithMatches) return d.counts.map((x) => safe(x.path));
+          if (opts.count) return d.counts.map((x) => `${safe(x.path)}:${x.count}`);
+          return d.matches.map((m) => (opts.lineNumber ? `${safe(m.path)}:${m.line}:${m.text}` : `${safe(m.path)}:${m.text}`));
         });
       }),
     );
@@ -130,7 +140,7 @@ Examples:
           progress.stop();
         }
         ctx.out.result({ results: r.results }, (d, c) =>
-          d.results.length === 0 ? [] : d.results.flatMap((x) => [`${c.bold(x.path)}  ${c.dim(String(x.score))}`, `    ${x.snippet}`]),
+          d.results.length === 0 ? [] : d.results.flatMap((x) => [`${c.bold(safe(x.path))}  ${c.dim(String(x.score))}`, `    ${x.snippet}`]),
         );
         if (r.results.length === 0) ctx.out.note('no matches');
       }),
