@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { CorralError } from '../../protocol/errors.ts';
 import { normalizePath } from '../../protocol/paths.ts';
 import { type CliContext, parseCount } from '../context.ts';
-import { formatTime, examples } from '../output.ts';
+import { escapeControls, examples, formatTime } from '../output.ts';
 
 /** Accepts an ISO time, or a duration back from now: 30s, 15m, 2h, 7d. */
 export function parseSince(text: string, now = Date.now()): number {
@@ -34,7 +34,7 @@ export function registerAuditCommands(program: Command, ctx: CliContext): void {
         });
         ctx.out.result({ records }, (d, c) =>
           d.records.length
-            ? d.records.map((r) => `${c.dim(String(r.seq).padStart(6))} ${formatTime(r.ts)} ${r.result === 'ok' ? c.green('ok ') : c.red(r.result)} ${r.op} ${r.vault ?? '-'} ${r.target ?? ''} ${c.dim(r.actor)}`)
+            ? d.records.map((r) => `${c.dim(String(r.seq).padStart(6))} ${formatTime(r.ts)} ${r.result === 'ok' ? c.green('ok ') : c.red(r.result)} ${r.op} ${r.vault ?? '-'} ${escapeControls(r.target ?? '')} ${c.dim(escapeControls(r.actor))}`)
             : 'no audit records match',
         );
       }),

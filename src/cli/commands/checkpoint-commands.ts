@@ -1,7 +1,7 @@
 // corral checkpoint save|list|info|diff|restore|delete.
 import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
-import { formatBytes, formatTime, shortId, table, examples } from '../output.ts';
+import { escapeControls, examples, formatBytes, formatTime, shortId, table } from '../output.ts';
 import { renderDiff } from './history-commands.ts';
 
 export function registerCheckpointCommands(program: Command, ctx: CliContext): void {
@@ -30,7 +30,7 @@ export function registerCheckpointCommands(program: Command, ctx: CliContext): v
         const checkpoints = ctx.corral.checkpoints.list(ctx.vault());
         ctx.out.result({ checkpoints }, (d, c) =>
           d.checkpoints.length
-            ? table([['NAME', 'COMMIT', 'CREATED', 'MESSAGE'], ...d.checkpoints.map((x) => [x.name, shortId(x.commit), formatTime(x.createdAt), x.message])]).map((l, i) => (i === 0 ? c.dim(l) : l))
+            ? table([['NAME', 'COMMIT', 'CREATED', 'MESSAGE'], ...d.checkpoints.map((x) => [x.name, shortId(x.commit), formatTime(x.createdAt), escapeControls(x.message)])]).map((l, i) => (i === 0 ? c.dim(l) : l))
             : "no checkpoints: save one with 'corral checkpoint save NAME'",
         );
       }),
@@ -42,7 +42,7 @@ export function registerCheckpointCommands(program: Command, ctx: CliContext): v
     .action(
       ctx.action((name: string) => {
         const info = ctx.corral.checkpoints.info(ctx.vault(), name);
-        ctx.out.result(info, (d) => [`checkpoint ${d.name}`, `  commit   ${d.commit} (${d.commitMessage})`, `  files    ${d.files} (${formatBytes(d.bytes)})`, `  created  ${formatTime(d.createdAt)}`, `  message  ${d.message || '-'}`]);
+        ctx.out.result(info, (d) => [`checkpoint ${d.name}`, `  commit   ${d.commit} (${escapeControls(d.commitMessage)})`, `  files    ${d.files} (${formatBytes(d.bytes)})`, `  created  ${formatTime(d.createdAt)}`, `  message  ${escapeControls(d.message) || '-'}`]);
       }),
     );
 
