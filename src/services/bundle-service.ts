@@ -417,7 +417,9 @@ export class BundleService {
       if (commitId(r) !== r.id) throw invalid(`commit ${r.id.slice(0, 64)} does not match its content (corrupted or tampered)`, { commit: r.id });
       commits.set(r.id, r);
     }
-    const hasCommit = (id: string): boolean => commits.has(id) || this.store.findCommit(id) !== undefined;
+    // Everything must come from the bundle itself: naming a commit that merely exists in this home
+    // would hand the new vault another vault's files.
+    const hasCommit = (id: string): boolean => commits.has(id);
     for (const c of commits.values()) {
       if (!HASH.test(c.tree)) throw invalid(`commit ${c.id} names a tree that is not a hash`, { commit: c.id });
       const t = verifyDir(c.tree, 0);

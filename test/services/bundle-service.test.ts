@@ -200,3 +200,20 @@ test('metadata values in a bundle obey the same limit as meta set: 64 KiB of UTF
   b.bundles.importBundle(good);
   assert.equal(b.tags.metaGet('m', '/f.txt', 'ok').value, atLimit);
 });
+
+test("a bundle cannot name another vault's commit of the importing home", () => {
+  const a = openCorral();
+  makeVault(a);
+  const dir = tempDir();
+  const forged = join(dir, 'forged.corral');
+  a.bundles.exportBundle('proj', forged);
+  const home = openCorral();
+  home.vaults.create('secret');
+  home.files.write('secret', '/key', enc('do not leak'));
+  const secretHead = home.store.getVault('secret').head;
+  const db = new DatabaseSync(forged);
+  db.prepare("UPDATE bundle_info SET value = ? WHERE key = 'head'").run(secretHead);
+  db.close();
+  assert.throws(() => home.bundles.importBundle(forged, { name: 'stolen' }), (e: unknown) => isCorralError(e, 'BUNDLE_INVALID'));
+  assert.equal(home.store.findVault('stolen'), undefined);
+});
