@@ -7,6 +7,7 @@ import { copyPathAttributes, dropPathAttributes, movePathAttributes } from '../s
 import { TreeReader } from '../store/tree-reader.ts';
 import type { TreeEditor } from '../store/tree-editor.ts';
 import type { ServiceDeps } from './corral.ts';
+import { checkFileSize } from './transfer-limits.ts';
 
 export interface FileStat {
   path: string;
@@ -121,6 +122,8 @@ export class FileService {
       const existing = editor.lstat(p);
       if (existing?.kind === 'dir') throw new CorralError('IS_A_DIRECTORY', `${p} is a directory`, { path: p });
       if (existing?.kind === 'symlink') throw new CorralError('IS_A_SYMLINK', `${p} is a symlink; Corral does not write through links: write to its target, or 'corral rm ${p}' first`, { path: p });
+      // Checked before anything is allocated or stored: past MAX_ENTRY_BYTES, SQLite would fail with a raw error.
+      checkFileSize(p, (options.append && existing ? existing.size : 0) + data.length, this.store.getVault(vault).quota.maxFileSize);
       let content = data;
       if (options.append && existing) {
         const old = this.store.objects.getBlob(existing.hash);

@@ -7,16 +7,22 @@ import {
   fstatSync,
   ftruncateSync,
   futimesSync,
+  linkSync,
   lstatSync,
   lutimesSync,
   mkdirSync,
   openSync,
   readSync,
+  renameSync,
+  rmSync,
   statSync,
   symlinkSync,
   unlinkSync,
   writeSync,
+  type Stats,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import { CorralError, toCorralError } from '../protocol/errors.ts';
 import { MAX_COMPONENT_BYTES } from '../protocol/paths.ts';
 import { MAX_ENTRY_BYTES, entryTooLarge } from './transfer-limits.ts';
@@ -46,16 +52,47 @@ export function checkEntryName(name: string, dir: string): void {
     throw new CorralError('STORAGE_CORRUPT', `the vault holds an entry with an unsafe name ${JSON.stringify(name.slice(0, 80))} in ${dir}; refusing to export it`, { dir, name: name.slice(0, 80) });
 }
 
-/** Makes the export destination `dest` (and its parents) when missing; returns true when it did. */
-export function ensureHostDir(dest: string): boolean {
+/** Which file a host path named when it was scanned: a later swap shows as another dev/ino. */
+export interface HostIdentity {
+  dev: number;
+  ino: number;
+}
+
+/**
+ * A host directory an export writes into, as it was when Corral made or checked it. Node has no
+ * openat(), so names below it are opened by path: checkHostDir before (and after) each open shows
+ * when the directory was swapped meanwhile, e.g. for a symlink to somewhere else.
+ */
+export interface HostDir extends HostIdentity {
+  path: string;
+  /** The export root may be a symlink the caller named; directories below it never are. */
+  follow: boolean;
+}
+
+function sameFile(a: HostIdentity, b: Stats): boolean {
+  return a.dev === b.dev && a.ino === b.ino;
+}
+
+/** The identity of the directory at `path` now (lstat unless `follow`). */
+function hostDirAt(path: string, follow = false): HostDir {
+  const st = follow ? statSync(path) : lstatSync(path);
+  if (!st.isDirectory()) throw unsafeHostPath(path, 'is not a directory any more');
+  return { path, dev: st.dev, ino: st.ino, follow };
+}
+
+/** Fails with UNSAFE_HOST_PATH unless `dir.path` still names the directory it named when checked. */
+export function checkHostDir(dir: HostDir): void {
+  const st = dir.follow ? statSync(dir.path, { throwIfNoEntry: false }) : lstatSync(dir.path, { throwIfNoEntry: false });
+  if (!st || !st.isDirectory() || !sameFile(dir, st)) throw unsafeHostPath(dir.path, 'was replaced while exporting');
+}
+
+/** Makes the export destination `dest` (and its parents) when missing; `created` tells whether it did. */
+export function ensureHostDir(dest: string): { created: boolean; dir: HostDir } {
   try {
     const st = statSync(dest, { throwIfNoEntry: false });
-    if (!st) {
-      mkdirSync(dest, { recursive: true, mode: 0o755 });
-      return true;
-    }
-    if (!st.isDirectory()) throw new CorralError('NOT_A_DIRECTORY', `${dest} exists and is not a directory: export into a directory`, { hostPath: dest });
-    return false;
+    if (st && !st.isDirectory()) throw new CorralError('NOT_A_DIRECTORY', `${dest} exists and is not a directory: export into a directory`, { hostPath: dest });
+    if (!st) mkdirSync(dest, { recursive: true, mode: 0o755 });
+    return { created: !st, dir: hostDirAt(dest, true) };
   } catch (e) {
     throw hostError(e, dest);
   }
@@ -64,15 +101,19 @@ export function ensureHostDir(dest: string): boolean {
 /**
  * Reads a file found by the scan. O_NOFOLLOW refuses a symlink put there since; O_NONBLOCK makes a
  * fifo fail instead of hang; reads are bounded, so even a device swapped in cannot run forever.
+ * O_NOFOLLOW guards only the last component: a directory on the way swapped for a symlink would
+ * lead elsewhere, so the opened file must be the very one the scan saw (`scanned`: its dev/ino).
  */
-export function readHostFile(path: string, vaultPath: string, expected: number): Uint8Array {
+export function readHostFile(path: string, vaultPath: string, expected: number, scanned?: HostIdentity): Uint8Array {
   let fd: number;
   try {
     fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
   } catch (e) {
+    if (errnoCode(e) === 'ELOOP') throw changedWhileImporting(path, vaultPath);
     throw hostError(e, path);
   }
   try {
+    if (scanned && !sameFile(scanned, fstatSync(fd))) throw changedWhileImporting(path, vaultPath);
     const buf = Buffer.allocUnsafeSlow(expected);
     let off = 0;
     while (off < expected) {
@@ -99,8 +140,19 @@ export function readHostFile(path: string, vaultPath: string, expected: number):
   }
 }
 
-/** Creates a file (or truncates one, when `existing` may be there) without ever following a symlink. */
-export function writeHostFile(path: string, data: Uint8Array, mode: number, mtime: number, existing: boolean): void {
+function changedWhileImporting(path: string, vaultPath: string): CorralError {
+  return new CorralError(
+    'UNSAFE_HOST_PATH',
+    `${path} was replaced while importing (a directory swapped for a symlink would import files from elsewhere); nothing was changed: retry once the source stops changing`,
+    { hostPath: path, path: vaultPath },
+  );
+}
+
+/**
+ * Creates a file (or truncates one, when `existing` may be there) without ever following a symlink.
+ * `parent`, the directory it goes into, is checked again once the file is open, before any byte is written.
+ */
+export function writeHostFile(path: string, data: Uint8Array, mode: number, mtime: number, existing: boolean, parent?: HostDir): void {
   const open = (flags: number): number => {
     try {
       return openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | fsc.O_NONBLOCK | flags, mode);
@@ -114,6 +166,15 @@ export function writeHostFile(path: string, data: Uint8Array, mode: number, mtim
   // A new name must really be new (O_EXCL): nothing planted there meanwhile, not even a hard link, is written into.
   let fd = open(existing ? 0 : fsc.O_EXCL);
   try {
+    if (parent) {
+      try {
+        checkHostDir(parent);
+      } catch (e) {
+        // Opened through a directory swapped in meanwhile: nothing is written, and a file just made there is removed again.
+        if (!existing) removeIfSame(path, fstatSync(fd));
+        throw e;
+      }
+    }
     if (existing) {
       const st = fstatSync(fd);
       if (!st.isFile()) throw new CorralError('HOST_IO_ERROR', `${path} is not a regular file on the host; not writing into it`, { hostPath: path });
@@ -121,8 +182,10 @@ export function writeHostFile(path: string, data: Uint8Array, mode: number, mtim
         // A hard link shares its content with another file: replace the name, do not write through it.
         closeSync(fd);
         fd = -1;
+        if (parent) checkHostDir(parent);
         unlinkSync(path);
         fd = open(fsc.O_EXCL);
+        if (parent) checkHostDir(parent);
       } else {
         ftruncateSync(fd, 0);
       }
@@ -136,47 +199,134 @@ export function writeHostFile(path: string, data: Uint8Array, mode: number, mtim
   }
 }
 
+/** Fails early when the output file `target` cannot be written: taken (unless `force`) or a directory. */
+export function checkOutputFile(target: string, force: boolean): void {
+  let st: Stats | undefined;
+  try {
+    st = lstatSync(target, { throwIfNoEntry: false });
+  } catch (e) {
+    throw hostError(e, target);
+  }
+  if (st?.isDirectory()) throw new CorralError('IS_A_DIRECTORY', `${target} is a directory: give a file name to write`, { hostPath: target });
+  if (st && !force) throw new CorralError('PATH_EXISTS', `${target} already exists: pick another file or pass --force to replace it`, { hostPath: target });
+}
+
+/**
+ * Creates a new, empty file beside `target` (in the same directory, so it can be linked or renamed
+ * into place) for output that must not be seen half-written: publishHostFile moves it to `target`.
+ */
+export function createTempBeside(target: string): { path: string; fd: number } {
+  // The name's start is kept short enough that the temp name fits in one path component.
+  const path = join(dirname(target), `.${basename(target).slice(0, 64)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    return { path, fd: openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o644) };
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') throw new CorralError('PATH_NOT_FOUND', `no such directory: ${dirname(target)} (create it first, or pick another place for the file)`, { hostPath: dirname(target) });
+    throw hostError(e, target);
+  }
+}
+
+/**
+ * Puts the finished file `tmp` at `target`, which then appears whole or not at all. Without
+ * `replace`, link() takes the name only if it is still free (rename() would replace a file made
+ * meanwhile); with it, rename() replaces the name: a file there, or a hard link to one elsewhere,
+ * is left as it was, never truncated or written through. `tmp` is gone afterwards either way.
+ */
+export function publishHostFile(tmp: string, target: string, replace: boolean): void {
+  try {
+    if (replace) renameSync(tmp, target);
+    else {
+      try {
+        linkSync(tmp, target);
+      } catch (e) {
+        // A filesystem without hard links (FAT, some network mounts): the name is checked, then taken.
+        const code = errnoCode(e);
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+        if (lstatSync(target, { throwIfNoEntry: false })) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
+        renameSync(tmp, target);
+      }
+    }
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    const code = errnoCode(e);
+    if (code === 'EEXIST') throw new CorralError('PATH_EXISTS', `${target} already exists: pick another file or pass --force to replace it`, { hostPath: target });
+    if (code === 'EISDIR') throw new CorralError('IS_A_DIRECTORY', `${target} is a directory: give a file name to write`, { hostPath: target });
+    throw hostError(e, target);
+  }
+  rmSync(tmp, { force: true });
+}
+
+/** Best effort: unlinks `path` if it still names the file `st`. */
+function removeIfSame(path: string, st: Stats): void {
+  try {
+    const now = lstatSync(path, { throwIfNoEntry: false });
+    if (now && sameFile(st, now)) unlinkSync(path);
+  } catch {
+    // The failure being reported matters more than this clean-up.
+  }
+}
+
 /** Creates a symlink; an existing file or link at `path` is replaced (unlink never follows a link). */
-export function writeHostLink(path: string, target: string, mtime: number, existing: boolean): void {
+export function writeHostLink(path: string, target: string, mtime: number, existing: boolean, parent?: HostDir): void {
   try {
     symlinkSync(target, path);
   } catch (e) {
     if (!existing || errnoCode(e) !== 'EEXIST') throw e;
     if (lstatSync(path).isDirectory()) throw new CorralError('IS_A_DIRECTORY', `${path} is a directory on the host; not replacing it with a symlink`, { hostPath: path });
+    if (parent) checkHostDir(parent);
     unlinkSync(path);
     symlinkSync(target, path);
   }
+  if (parent) checkHostDir(parent);
   lutimesSync(path, mtime / 1000, mtime / 1000);
 }
 
-/** Makes a directory; when `check`, an existing one is accepted only if it is a real directory. Returns true when made. */
-export function makeHostDir(path: string, check: boolean): boolean {
+/**
+ * Makes a directory in `parent`; when `check`, an existing one is accepted only if it is a real
+ * directory. Returns it with `made` true when it was made.
+ */
+export function makeHostDir(path: string, check: boolean, parent?: HostDir): { made: boolean; dir: HostDir } {
+  const made = (): { made: boolean; dir: HostDir } => {
+    const dir = hostDirAt(path);
+    // Made (and identified) in the directory checked before, not in one swapped in meanwhile.
+    if (parent) checkHostDir(parent);
+    return { made: true, dir };
+  };
   try {
     mkdirSync(path, 0o700);
-    return true;
+    return made();
   } catch (e) {
     if (!check || errnoCode(e) !== 'EEXIST') throw e;
   }
   const st = lstatSync(path);
   if (st.isSymbolicLink()) throw unsafeHostPath(path, 'is a symlink where the vault has a directory');
-  if (st.isDirectory()) return false;
+  if (st.isDirectory()) {
+    const dir = { path, dev: st.dev, ino: st.ino, follow: false };
+    if (parent) checkHostDir(parent);
+    return { made: false, dir };
+  }
   // A file where the vault has a directory: replace it (unlink does not follow anything).
+  if (parent) checkHostDir(parent);
   unlinkSync(path);
   mkdirSync(path, 0o700);
-  return true;
+  return made();
 }
 
-/** Sets a directory's mode and mtime through a descriptor opened without following a symlink. */
-export function finishHostDir(path: string, mode: number, mtime: number): void {
+/**
+ * Sets a directory's mode and mtime through a descriptor opened without following a symlink; with
+ * `made`, the descriptor must be that very directory.
+ */
+export function finishHostDir(path: string, mode: number, mtime: number, made?: HostDir): void {
   let fd: number;
   try {
-    fd = openSync(path, fsc.O_RDONLY | fsc.O_DIRECTORY | fsc.O_NOFOLLOW);
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_DIRECTORY | (made?.follow ? 0 : fsc.O_NOFOLLOW));
   } catch (e) {
     const code = errnoCode(e);
     if (code === 'ELOOP' || code === 'ENOTDIR') throw unsafeHostPath(path, 'was replaced while exporting');
     throw e;
   }
   try {
+    if (made && !sameFile(made, fstatSync(fd))) throw unsafeHostPath(path, 'was replaced while exporting');
     fchmodSync(fd, mode);
     futimesSync(fd, mtime / 1000, mtime / 1000);
   } finally {

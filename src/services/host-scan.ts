@@ -3,10 +3,11 @@
 import { lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { CorralError } from '../protocol/errors.ts';
 import { MAX_PATH_BYTES, joinPath } from '../protocol/paths.ts';
-import { errnoCode, hostError } from './host-files.ts';
-import { planDir, pointsOutside, type PlanDir } from './import-plan.ts';
-import { checkFileSize } from './transfer-limits.ts';
+import { errnoCode, hostError, readHostFile, type HostIdentity } from './host-files.ts';
+import { planDir, pointsOutside, type PlanDir, type PlanFile } from './import-plan.ts';
+import { WRITE_AHEAD_BYTES, WRITE_AHEAD_FILES, checkFileSize } from './transfer-limits.ts';
 import type { OutsideLink, SkippedEntry } from './transfer-service.ts';
+import type { TransferTally } from './transfer-tally.ts';
 
 export interface HostScan {
   root: PlanDir;
@@ -31,7 +32,18 @@ export function scanHostDir(source: string, vaultPath: string, maxFileSize: numb
   if (!st.isDirectory()) throw new CorralError('NOT_A_DIRECTORY', `${source} is not a directory: import takes a directory (to add one file, use 'corral write PATH < FILE')`, { hostPath: source });
   const scan: HostScan = { root: planDir(st.mode & 0o777, Math.floor(st.mtimeMs)), entries: 0, skipped: [], outside: [] };
   scanLevel(source, vaultPath, 0, scan.root, maxFileSize, scan);
+  // The source itself may be a symlink the caller named; what it leads to must not change meanwhile.
+  checkSameDir(source, st, statSync(source, { throwIfNoEntry: false }));
   return scan;
+}
+
+/**
+ * Fails unless the directory at `host` is still the one listed. A directory swapped for a symlink
+ * while it was listed would have planned files from elsewhere (their own dev/ino then match too).
+ */
+function checkSameDir(host: string, was: HostIdentity, now: Stats | undefined): void {
+  if (now?.isDirectory() && now.dev === was.dev && now.ino === was.ino) return;
+  throw new CorralError('UNSAFE_HOST_PATH', `${host} was replaced while importing (a directory swapped for a symlink would import files from elsewhere); nothing was changed: retry once the source stops changing`, { hostPath: host });
 }
 
 /** Reads one host directory level into `dir`. */
@@ -62,9 +74,10 @@ function scanLevel(host: string, vaultDir: string, depth: number, dir: PlanDir, 
       const child = planDir(st.mode & 0o777, mtime);
       dir.children.set(name, child);
       scanLevel(hostPath, path, depth + 1, child, maxFileSize, scan);
+      checkSameDir(hostPath, st, lstatSync(hostPath, { throwIfNoEntry: false }));
     } else if (st.isFile()) {
       checkFileSize(path, st.size, maxFileSize);
-      dir.children.set(name, { kind: 'file', mode: st.mode & 0o777, mtime, size: st.size, host: hostPath });
+      dir.children.set(name, { kind: 'file', mode: st.mode & 0o777, mtime, size: st.size, host: hostPath, scanned: { dev: st.dev, ino: st.ino } });
       scan.entries++;
     } else if (st.isSymbolicLink()) {
       let target: string;
@@ -90,4 +103,49 @@ function scanLevel(host: string, vaultDir: string, depth: number, dir: PlanDir, 
 function checkVaultPathLength(path: string): void {
   if (path.length * 3 > MAX_PATH_BYTES && encoder.encode(path).length > MAX_PATH_BYTES)
     throw new CorralError('INVALID_PATH', `${path.slice(0, 80)}… is longer than ${MAX_PATH_BYTES} bytes inside the vault (nothing was changed)`, { path: path.slice(0, 200) });
+}
+
+export interface ReadScannedOptions {
+  maxFileSize: number | null;
+  /** Called with the bytes read so far; throws when they can no longer fit the vault. */
+  checkBytes: (bytes: number) => void;
+  /** Writes held file data as blobs and sets each file's `hash` in place of its `data`. */
+  writeAhead: (files: PlanFile[]) => void;
+  /** Counts files and links, for progress. */
+  tally: TransferTally;
+}
+
+/**
+ * Reads the files of a scanned host directory, before the commit: the data is written ahead in
+ * batches, each in a short transaction of its own, so the long reading holds no write lock. The last
+ * batch stays in the plan for the commit. Each file must be the very one the scan saw.
+ */
+export function readScannedFiles(root: PlanDir, vaultPath: string, o: ReadScannedOptions): void {
+  const pending: PlanFile[] = [];
+  let pendingBytes = 0;
+  let total = 0;
+  const walk = (dir: PlanDir, path: string): void => {
+    for (const [name, node] of dir.children) {
+      const at = joinPath(path, name);
+      if (node.kind === 'dir') walk(node, at);
+      else if (node.kind === 'symlink') o.tally.symlink();
+      else if (node.host !== undefined && node.hash === undefined && node.data === undefined) {
+        const data = readHostFile(node.host, at, node.size, node.scanned);
+        checkFileSize(at, data.length, o.maxFileSize);
+        total += data.length;
+        o.checkBytes(total);
+        node.data = data;
+        node.size = data.length;
+        o.tally.file(data.length);
+        pending.push(node);
+        pendingBytes += data.length;
+        if (pendingBytes >= WRITE_AHEAD_BYTES || pending.length >= WRITE_AHEAD_FILES) {
+          o.writeAhead(pending);
+          pending.length = 0;
+          pendingBytes = 0;
+        }
+      }
+    }
+  };
+  walk(root, vaultPath);
 }

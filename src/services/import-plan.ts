@@ -1,11 +1,12 @@
 // The plan of an import: the whole tree to build, gathered from a host directory or a tar stream
-// before anything is written. buildPlan writes its blobs and trees bottom-up and graftPlan puts
-// the result into the vault, both inside the import's one mutate().
+// before the commit. File data is read (and mostly written ahead as blobs) before it too; buildPlan
+// writes the rest and the trees bottom-up and graftPlan puts the result into the vault, both
+// inside the import's one mutate().
 import { CorralError } from '../protocol/errors.ts';
 import { joinPath, parentOf } from '../protocol/paths.ts';
 import type { Entry, ObjectStore } from '../store/object-store.ts';
 import type { TreeEditor } from '../store/tree-editor.ts';
-import { readHostFile } from './host-files.ts';
+import type { HostIdentity } from './host-files.ts';
 import { checkFileSize } from './transfer-limits.ts';
 import type { TransferTally } from './transfer-tally.ts';
 
@@ -22,11 +23,13 @@ export interface PlanFile {
   mode: number;
   mtime: number;
   size: number;
-  /** Read from the host at build time (directory imports)... */
+  /** Where a directory import reads it, before the commit (host-scan.ts readScannedFiles)... */
   host?: string;
-  /** ...or held in memory until written (tar imports)... */
+  /** ...and the dev/ino the scan saw there: the file read must be that one. */
+  scanned?: HostIdentity;
+  /** Held in memory until written... */
   data?: Uint8Array;
-  /** ...or already written ahead of the commit (large tar imports). */
+  /** ...or already written ahead of the commit. */
   hash?: string;
   entry?: Entry;
 }
@@ -104,12 +107,13 @@ export function buildPlan(objects: ObjectStore, dir: PlanDir, path: string, maxF
       e = { ...buildPlan(objects, node, at, maxFileSize, tally), name };
       tally.dir();
     } else if (node.kind === 'file') {
+      // Checked again here, against the quota as it is inside the commit's transaction.
+      checkFileSize(at, node.data?.length ?? node.size, maxFileSize);
       let hash = node.hash;
       let size = node.size;
       if (hash === undefined) {
-        const data = node.data ?? readHostFile(node.host!, at, node.size);
-        checkFileSize(at, data.length, maxFileSize);
-        ({ hash, size } = objects.putBlob(data));
+        if (node.data === undefined) throw new CorralError('INTERNAL', `${at} was planned but never read`, { path: at });
+        ({ hash, size } = objects.putBlob(node.data));
         node.data = undefined;
       }
       e = { name, kind: 'file', mode: node.mode, hash, size, mtime: node.mtime };

@@ -7,11 +7,8 @@ import { MAX_PATH_BYTES, joinPath } from '../protocol/paths.ts';
 import type { Quota } from '../store/corral-store.ts';
 import { placeInPlan, planDir, pointsOutside, type PlanDir, type PlanFile } from './import-plan.ts';
 import { forEachTarEntry, readTarBody, skipTarBody, tarEntryParts, tarMtime } from './tar-entries.ts';
-import { MAX_TAR_BYTES, MAX_TAR_ENTRIES, checkFileSize } from './transfer-limits.ts';
+import { MAX_TAR_BYTES, MAX_TAR_ENTRIES, WRITE_AHEAD_BYTES, WRITE_AHEAD_FILES, checkFileSize } from './transfer-limits.ts';
 import type { OutsideLink, ProgressCallback, SkippedEntry } from './transfer-service.ts';
-
-/** File data a tar import keeps in memory before writing it to the database ahead of the commit. */
-const TAR_PENDING_BYTES = 32 * 1024 * 1024;
 
 export interface TarScanOptions {
   /** The vault's name, for messages. */
@@ -65,7 +62,7 @@ export async function scanTarStream(input: NodeJS.ReadableStream | Readable, p: 
       placeInPlan(scan.root, parts, node, p, now);
       pending.push(node);
       pendingBytes += data.length;
-      if (pendingBytes >= TAR_PENDING_BYTES) {
+      if (pendingBytes >= WRITE_AHEAD_BYTES || pending.length >= WRITE_AHEAD_FILES) {
         o.writeAhead(pending);
         pending.length = 0;
         pendingBytes = 0;

@@ -1,7 +1,9 @@
 // Moving files between a vault and the host: directories (import/export) and tar streams.
-// Imports plan the whole tree first (host-scan.ts, tar-scan.ts), then build its trees bottom-up
-// inside ONE mutate() (import-plan.ts), so an import is one commit and a failure leaves the vault
-// unchanged. Symlinks are stored and written as links, never followed, on either side.
+// Imports plan the whole tree first (host-scan.ts, tar-scan.ts) and read the file data, writing
+// most of it ahead as blobs in short transactions of their own; then they build the trees
+// bottom-up inside ONE mutate() (import-plan.ts), so an import is one commit, holds the write lock
+// only briefly, and a failure leaves the vault unchanged (blobs written ahead are left to gc).
+// Symlinks are stored and written as links, never followed, on either side.
 import { lstatSync, readdirSync } from 'node:fs';
 import { resolve as resolveHost } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -12,14 +14,12 @@ import type { Entry } from '../store/object-store.ts';
 import { symlinkInPathError } from '../store/tree-editor.ts';
 import { TreeReader } from '../store/tree-reader.ts';
 import type { ServiceDeps } from './corral.ts';
-import { checkEntryName, ensureHostDir, finishHostDir, hostError, makeHostDir, writeHostFile, writeHostLink } from './host-files.ts';
-import { scanHostDir } from './host-scan.ts';
+import { checkEntryName, checkHostDir, ensureHostDir, finishHostDir, hostError, makeHostDir, writeHostFile, writeHostLink, type HostDir } from './host-files.ts';
+import { readScannedFiles, scanHostDir, type HostScan } from './host-scan.ts';
 import { buildPlan, graftPlan, type PlanDir, type PlanFile } from './import-plan.ts';
 import { scanTarStream } from './tar-scan.ts';
 import { writeTar } from './tar-writer.ts';
 import { TransferTally } from './transfer-tally.ts';
-
-export { MAX_ENTRY_BYTES, MAX_TAR_BYTES, MAX_TAR_ENTRIES } from './transfer-limits.ts';
 
 export type ProgressCallback = (done: number, total?: number) => void;
 
@@ -67,7 +67,10 @@ export interface ImportResult extends TransferCounts {
   /** Where in the vault the tree went. */
   path: string;
   commit: Commit | null;
-  /** Entries not imported (sockets, fifos, devices, hard links, unreadable names) and why. */
+  /**
+   * Entries not imported (sockets, fifos, devices, names or link targets that are not UTF-8, and
+   * a tar's hard links) and why. A directory's hard-linked files are imported, each as a file.
+   */
   skipped: SkippedEntry[];
   /** Symlinks whose target is absolute or leaves the imported tree: stored as links, but they point outside. */
   outside: OutsideLink[];
@@ -84,6 +87,18 @@ interface Plan {
   root: PlanDir;
   skipped: SkippedEntry[];
   outside: OutsideLink[];
+}
+
+/** A scanned host directory, about to be read and committed (TransferService.scanDir). */
+export interface ScannedDir {
+  vault: string;
+  /** Where in the vault it goes. */
+  path: string;
+  /** The host directory. */
+  source: string;
+  scan: HostScan;
+  /** Bytes the vault held at the scan. */
+  headSize: number;
 }
 
 /** What an export reads: a committed tree and the entry at the exported path in it. */
@@ -107,15 +122,50 @@ export class TransferService {
 
   /** Imports the host directory `hostDir` (recursively) at `vaultPath`, merging into what is there, as one commit. */
   importDir(vault: string, hostDir: string, vaultPath = '/', options: ImportOptions = {}): ImportResult {
+    return this.importScanned(this.scanDir(vault, hostDir, vaultPath), options);
+  }
+
+  /** The first phase of importDir: the host tree's metadata, checked against the vault's limits. @internal (tests run the phases apart) */
+  scanDir(vault: string, hostDir: string, vaultPath = '/'): ScannedDir {
     const p = normalizePath(vaultPath);
     const v = this.store.getVault(vault);
     const source = resolveHost(hostDir);
     const scan = scanHostDir(source, p, v.quota.maxFileSize);
-    return this.commitPlan(vault, p, scan, {
-      message: options.message ?? `import ${source} into ${p}`,
-      details: { source },
-      onProgress: options.onProgress,
-      total: scan.entries,
+    const head = this.store.getCommit(v.head);
+    // Every file and link imported is in the vault afterwards, so it then holds at least these many.
+    if (v.quota.maxFiles !== null && scan.entries > v.quota.maxFiles && scan.entries > head.files)
+      throw new CorralError('QUOTA_EXCEEDED', `${source} holds ${scan.entries} files and links, more than vault '${vault}' may hold (quota ${v.quota.maxFiles}): raise it with 'corral quota set --max-files N' (nothing was changed)`, {
+        quota: 'maxFiles',
+        limit: v.quota.maxFiles,
+        wouldBe: scan.entries,
+      });
+    return { vault, path: p, source, scan, headSize: head.size };
+  }
+
+  /** The second phase of importDir: reads the files (the very ones scanned) and commits. @internal */
+  importScanned(s: ScannedDir, options: ImportOptions = {}): ImportResult {
+    const { maxBytes, maxFileSize } = this.store.getVault(s.vault).quota;
+    const tally = new TransferTally(options.onProgress, s.scan.entries || undefined);
+    readScannedFiles(s.scan.root, s.path, {
+      maxFileSize,
+      // Fails as soon as the vault certainly cannot hold what is read, before reading the rest.
+      checkBytes: (bytes) => {
+        if (maxBytes !== null && bytes > maxBytes && bytes > s.headSize)
+          throw new CorralError('QUOTA_EXCEEDED', `${s.source} holds at least ${bytes} bytes of files, more than vault '${s.vault}' may hold (quota ${maxBytes}): raise it with 'corral quota set --max-bytes N' (nothing was changed)`, {
+            quota: 'maxBytes',
+            limit: maxBytes,
+            wouldBe: bytes,
+          });
+      },
+      writeAhead: (files) => this.writeAhead(files),
+      tally,
+    });
+    tally.finish();
+    return this.commitPlan(s.vault, s.path, s.scan, {
+      message: options.message ?? `import ${s.source} into ${s.path}`,
+      details: { source: s.source },
+      onProgress: undefined,
+      total: 0,
     });
   }
 
@@ -174,16 +224,18 @@ export class TransferService {
     const { tree, rootEntry, total } = this.exportSource(vault, p, options.ref);
     const dest = resolveHost(hostDir);
     const force = options.force === true;
-    const created = ensureHostDir(dest);
+    const { created, dir: destDir } = ensureHostDir(dest);
     const tally = new TransferTally(options.onProgress, total);
 
-    const writeLeaf = (at: string, e: Entry, existing: boolean): void => {
+    // Every name is created by path in a directory checked just before (and after) it is opened.
+    const writeLeaf = (at: string, e: Entry, existing: boolean, parent: HostDir): void => {
+      checkHostDir(parent);
       if (e.kind === 'file') {
         const data = tree.objects.getBlob(e.hash);
-        writeHostFile(at, data, e.mode & 0o777, e.mtime, existing);
+        writeHostFile(at, data, e.mode & 0o777, e.mtime, existing, parent);
         tally.file(data.length);
       } else {
-        writeHostLink(at, tree.linkTarget(e), e.mtime, existing);
+        writeHostLink(at, tree.linkTarget(e), e.mtime, existing, parent);
         tally.symlink();
       }
     };
@@ -194,7 +246,7 @@ export class TransferService {
       if (there && !force) throw new CorralError('PATH_EXISTS', `${at} already exists: pass --force to replace it`, { hostPath: at });
       if (there?.isDirectory()) throw new CorralError('IS_A_DIRECTORY', `${at} is a directory on the host; not replacing it with a ${rootEntry.kind}`, { hostPath: at });
       try {
-        writeLeaf(at, rootEntry, there !== undefined);
+        writeLeaf(at, rootEntry, there !== undefined, destDir);
       } catch (e) {
         throw hostError(e, at);
       }
@@ -206,26 +258,27 @@ export class TransferService {
     const fresh = created || readdirSync(dest).length === 0;
     if (!fresh && !force) throw new CorralError('DIRECTORY_NOT_EMPTY', `${dest} is not empty: export into an empty or new directory, or pass --force to write over its files`, { hostPath: dest });
 
-    const writeDir = (host: string, hash: string, path: string, check: boolean): void => {
+    const writeDir = (host: HostDir, hash: string, path: string, check: boolean): void => {
       for (const e of tree.objects.getTree(hash)) {
         checkEntryName(e.name, path);
-        const at = host + '/' + e.name;
+        const at = host.path + '/' + e.name;
         try {
           if (e.kind === 'dir') {
-            const made = makeHostDir(at, check);
-            writeDir(at, e.hash, joinPath(path, e.name), check && !made);
-            finishHostDir(at, e.mode & 0o777, e.mtime);
+            checkHostDir(host);
+            const { made, dir } = makeHostDir(at, check, host);
+            writeDir(dir, e.hash, joinPath(path, e.name), check && !made);
+            finishHostDir(at, e.mode & 0o777, e.mtime, dir);
             tally.dir();
           } else {
-            writeLeaf(at, e, check);
+            writeLeaf(at, e, check, host);
           }
         } catch (err) {
           throw hostError(err, at);
         }
       }
     };
-    writeDir(dest, rootEntry.hash, p, !fresh);
-    if (created && p !== '/') finishHostDir(dest, rootEntry.mode & 0o777, rootEntry.mtime);
+    writeDir(destDir, rootEntry.hash, p, !fresh);
+    if (created && p !== '/') finishHostDir(dest, rootEntry.mode & 0o777, rootEntry.mtime, destDir);
     tally.finish();
     return { path: p, ...tally.counts, hostPath: dest };
   }

@@ -1,8 +1,10 @@
 // Hostile input for every command: a clear error with a code, and nothing changed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { corral, openCorral, tempDir } from '../helpers.ts';
+import { Readable } from 'node:stream';
+import { corral, openCorral, tempDir, testCaller } from '../helpers.ts';
 import { isCorralError } from '../../src/protocol/errors.ts';
+import { MAX_ENTRY_BYTES, SQLITE_MAX_LENGTH } from '../../src/services/transfer-limits.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const hostilePaths = ['/../etc/passwd', '../x', '/a/../../b', '/a\0b', '/' + 'n'.repeat(256), '/ok/' + 'é'.repeat(200)];
@@ -123,4 +125,51 @@ test('the CLI rejects hostile input with the error envelope and changes nothing'
   }
   assert.equal(corral(home, ['vault', 'info', '--json']).json.head, before);
   assert.equal(corral(home, ['cat', '/keep']).stdout, 'safe');
+});
+
+test('stdin is read up to a limit: one byte more is PAYLOAD_TOO_LARGE, and an endless stream is not read to its end', { timeout: 10_000 }, async () => {
+  const { readStdin } = await import('../../src/cli/context.ts');
+  const exact = await readStdin(10, 'the file', Readable.from([Buffer.alloc(6, 1), Buffer.alloc(4, 2)]));
+  assert.deepEqual([...exact], [1, 1, 1, 1, 1, 1, 2, 2, 2, 2]);
+  await assert.rejects(readStdin(10, 'the file', Readable.from([Buffer.alloc(6), Buffer.alloc(5)])), (e: unknown) => isCorralError(e, 'PAYLOAD_TOO_LARGE') && /more than 10 bytes/.test(e.message));
+  let yielded = 0;
+  async function* endless(): AsyncGenerator<Uint8Array> {
+    for (;;) {
+      yielded++;
+      yield new Uint8Array(1024);
+    }
+  }
+  await assert.rejects(readStdin(64 * 1024, 'the metadata document', endless()), (e: unknown) => isCorralError(e, 'PAYLOAD_TOO_LARGE') && /metadata document/.test(e.message));
+  assert.equal(yielded, 65, 'reading stops at the first chunk past the limit');
+});
+
+test('write and append are capped at the largest file Corral stores and at max-file-size, before anything is stored', () => {
+  const c = openCorral();
+  c.vaults.create('v');
+  c.files.write('v', '/small', enc('x'.repeat(60)));
+  // A file just under the largest size, without allocating it: an entry naming a small blob with that size.
+  c.store.mutate(testCaller, 'v', { op: 'test.forge', target: '/big', message: 'a huge file' }, (editor) => {
+    const blob = c.store.objects.putBlob(enc('tiny'));
+    editor.set('/big', { kind: 'file', mode: 0o644, hash: blob.hash, size: MAX_ENTRY_BYTES - 5, mtime: editor.mtime });
+    return null;
+  });
+  const head = c.store.getVault('v').head;
+  assert.throws(() => c.files.write('v', '/big', enc('0123456789'), { append: true }), (e: unknown) => isCorralError(e, 'PAYLOAD_TOO_LARGE') && e.details.size === MAX_ENTRY_BYTES + 5 && /\/big/.test(e.message));
+  c.vaults.setQuota('v', { maxFileSize: 100 });
+  assert.throws(() => c.files.write('v', '/small', enc('y'.repeat(50)), { append: true }), (e: unknown) => isCorralError(e, 'QUOTA_EXCEEDED') && e.details.quota === 'maxFileSize');
+  assert.throws(() => c.files.write('v', '/new', enc('z'.repeat(101))), (e: unknown) => isCorralError(e, 'QUOTA_EXCEEDED'));
+  assert.equal(c.store.getVault('v').head, head);
+  assert.equal(c.files.stat('v', '/small').size, 60);
+});
+
+test("the largest file Corral accepts fits in one SQLite row (SQLite's length limit lowered to show it)", () => {
+  const c = openCorral();
+  c.vaults.create('v');
+  const limit = 64 * 1024;
+  c.store.db.raw.limits.length = limit;
+  // Binary data (with NUL bytes), so no search index row is involved.
+  const largest = new Uint8Array(limit - (SQLITE_MAX_LENGTH - MAX_ENTRY_BYTES));
+  const r = c.files.write('v', '/largest.bin', largest);
+  assert.equal(r.size, largest.length);
+  assert.equal(c.files.cat('v', '/largest.bin').length, largest.length);
 });

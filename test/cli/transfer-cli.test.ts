@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { pack as tarPack } from 'tar-stream';
 import { CLI, ROOT, corral, tempDir } from '../helpers.ts';
@@ -138,4 +139,39 @@ test('every transfer command has --help with examples', () => {
     assert.equal(r.code, 0);
     assert.match(r.stdout, /Examples:\n\s+\$ corral /, args.join(' '));
   }
+});
+
+test('export --tar FILE that fails leaves no file behind, and --force replaces the name, not a hard-linked twin', () => {
+  const home = tempDir();
+  ok(corral(home, ['vault', 'create', 'a', '--use']));
+  ok(corral(home, ['write', '/a.bin'], { input: 'x'.repeat(200_000) }));
+  ok(corral(home, ['write', '/b.txt', 'second file']));
+  // A missing blob makes the export fail after the first file is already written.
+  const hash = corral(home, ['stat', '/b.txt', '--json']).json.hash as string;
+  const db = new DatabaseSync(join(home, 'corral.db'));
+  db.prepare('DELETE FROM blobs WHERE hash = ?').run(hash);
+  db.close();
+
+  const dir = tempDir();
+  const file = join(dir, 'out.tar');
+  const failed = corral(home, ['export', '/', '--tar', file, '--json']);
+  assert.notEqual(failed.code, 0);
+  assert.equal(failed.json.error.code, 'STORAGE_CORRUPT');
+  assert.deepEqual(readdirSync(dir), [], 'neither the tar nor a temp file is left');
+
+  ok(corral(home, ['write', '/b.txt', 'second file']));
+  ok(corral(home, ['export', '/', '--tar', file]));
+  const first = readFileSync(file);
+  assert.ok(first.includes(Buffer.from('second file')));
+  assert.equal(corral(home, ['export', '/', '--tar', file, '--json']).json.error.code, 'PATH_EXISTS');
+
+  const twin = join(dir, 'twin.tar');
+  linkSync(file, twin);
+  ok(corral(home, ['write', '/c.txt', 'third file']));
+  ok(corral(home, ['export', '/', '--tar', file, '--force']));
+  assert.ok(readFileSync(file).includes(Buffer.from('third file')));
+  assert.deepEqual(readFileSync(twin), first, 'the hard-linked twin keeps its content');
+  assert.notEqual(statSync(file).ino, statSync(twin).ino);
+  assert.deepEqual(readdirSync(dir).sort(), ['out.tar', 'twin.tar']);
+  assert.equal(corral(home, ['export', '/', '--tar', dir, '--force', '--json']).json.error.code, 'IS_A_DIRECTORY');
 });

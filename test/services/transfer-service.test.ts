@@ -1,13 +1,14 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pack as tarPack } from 'tar-stream';
 import { openCorral, tempDir } from '../helpers.ts';
 import { isCorralError } from '../../src/protocol/errors.ts';
 import type { Corral } from '../../src/services/corral.ts';
+import { WRITE_AHEAD_FILES } from '../../src/services/transfer-limits.ts';
 
 const SECRET = 'secret outside the imported tree';
 
@@ -302,5 +303,122 @@ describe('importTar / exportTar', () => {
     c.vaults.setQuota('v', { maxFileSize: 2 });
     await expectRejection(c.transfer.importTar('v', Readable.from([tar]), '/u'), 'QUOTA_EXCEEDED');
     assert.equal(headOf(c, 'v'), head);
+  });
+});
+
+describe('host paths swapped during a transfer', () => {
+  test('a source directory swapped for a symlink between the scan and the read fails the import with UNSAFE_HOST_PATH and changes nothing', () => {
+    const base = tempDir('corral-toctou-');
+    const root = join(base, 'tree');
+    mkdirSync(join(root, 'sub'), { recursive: true });
+    writeFileSync(join(root, 'top.txt'), 'top');
+    writeFileSync(join(root, 'sub/notes.txt'), 'inside the source');
+    // Outside the source: a file of the same name, which the swap would make the import read.
+    const outside = join(base, 'outside');
+    mkdirSync(outside);
+    writeFileSync(join(outside, 'notes.txt'), SECRET);
+
+    const c = openCorral();
+    c.vaults.create('v');
+    c.files.write('v', '/keep', new TextEncoder().encode('k'));
+    const head = headOf(c, 'v');
+    const scanned = c.transfer.scanDir('v', root, '/in');
+    renameSync(join(root, 'sub'), join(base, 'sub-moved'));
+    symlinkSync(outside, join(root, 'sub'));
+    expectError(() => c.transfer.importScanned(scanned), 'UNSAFE_HOST_PATH');
+
+    assert.equal(headOf(c, 'v'), head);
+    assert.deepEqual(c.files.ls('v', '/').map((e) => e.name), ['keep']);
+    const leaked = c.store.db.get<{ n: number }>('SELECT count(*) AS n FROM blobs WHERE data = ?', new TextEncoder().encode(SECRET));
+    assert.equal(leaked?.n, 0, 'nothing from outside the source may be stored');
+
+    // A file replaced by a symlink (O_NOFOLLOW) is refused the same way.
+    rmSync(join(root, 'sub'));
+    renameSync(join(base, 'sub-moved'), join(root, 'sub'));
+    const again = c.transfer.scanDir('v', root, '/in');
+    rmSync(join(root, 'sub/notes.txt'));
+    symlinkSync(join(outside, 'notes.txt'), join(root, 'sub/notes.txt'));
+    expectError(() => c.transfer.importScanned(again), 'UNSAFE_HOST_PATH');
+    assert.equal(headOf(c, 'v'), head);
+  });
+
+  test('export refuses to write into a directory swapped for a symlink after it was made or checked', () => {
+    const base = tempDir('corral-toctou-');
+    const outside = join(base, 'outside');
+    mkdirSync(outside);
+    const c = openCorral();
+    c.vaults.create('v');
+    c.files.write('v', '/a/victim.txt', new TextEncoder().encode('payload'));
+    // The swap happens while the export fetches the file's data, after it checked a/ and before it opens a/victim.txt.
+    const objects = c.store.objects;
+    const getBlob = objects.getBlob.bind(objects);
+    let swapIn: string | undefined;
+    objects.getBlob = (hash: string) => {
+      if (swapIn !== undefined) {
+        renameSync(swapIn, swapIn + '-moved');
+        symlinkSync(outside, swapIn);
+        swapIn = undefined;
+      }
+      return getBlob(hash);
+    };
+
+    // A directory the export made.
+    const dest = join(base, 'fresh');
+    swapIn = join(dest, 'a');
+    expectError(() => c.transfer.exportDir('v', '/', dest), 'UNSAFE_HOST_PATH');
+    assert.deepEqual(readdirSync(outside), [], 'no file may be created (or left) outside');
+
+    // A directory that was there already (force), over a file outside it.
+    writeFileSync(join(outside, 'victim.txt'), 'precious');
+    const dest2 = join(base, 'existing');
+    mkdirSync(join(dest2, 'a'), { recursive: true });
+    writeFileSync(join(dest2, 'a/victim.txt'), 'old');
+    swapIn = join(dest2, 'a');
+    expectError(() => c.transfer.exportDir('v', '/', dest2, { force: true }), 'UNSAFE_HOST_PATH');
+    assert.equal(readFileSync(join(outside, 'victim.txt'), 'utf8'), 'precious');
+    assert.deepEqual(readdirSync(outside), ['victim.txt']);
+  });
+});
+
+describe('importDir write-ahead', () => {
+  test('host files are read before the commit takes the write lock, so their later removal does not matter', () => {
+    const { root } = makeHostTree();
+    const c = openCorral();
+    c.vaults.create('v');
+    const store = c.store;
+    const mutate = store.mutate.bind(store);
+    let lockFree: boolean | undefined;
+    store.mutate = ((...args: Parameters<typeof mutate>) => {
+      lockFree = !store.db.raw.isTransaction;
+      // Once the commit starts, the host tree is no longer needed.
+      rmSync(root, { recursive: true });
+      return mutate(...args);
+    }) as typeof mutate;
+    const r = c.transfer.importDir('v', root, '/p');
+    assert.equal(lockFree, true);
+    assert.equal(r.files, 3);
+    assert.equal(new TextDecoder().decode(c.files.cat('v', '/p/src/readme.txt')), 'hello\n');
+    assert.equal(c.files.stat('v', '/p/src/lib/deep/data.bin').size, 5);
+  });
+
+  test('a large tree is written ahead in batches and imports whole', () => {
+    const base = tempDir('corral-many-');
+    const root = join(base, 'tree');
+    mkdirSync(root);
+    for (let i = 0; i < WRITE_AHEAD_FILES + 10; i++) writeFileSync(join(root, `f${i}`), `file ${i}`);
+    const c = openCorral();
+    c.vaults.create('v');
+    const blobsAtCommit: number[] = [];
+    const mutate = c.store.mutate.bind(c.store);
+    c.store.mutate = ((...args: Parameters<typeof mutate>) => {
+      blobsAtCommit.push(c.store.db.get<{ n: number }>('SELECT count(*) AS n FROM blobs')!.n);
+      return mutate(...args);
+    }) as typeof mutate;
+    const blobsBefore = c.store.db.get<{ n: number }>('SELECT count(*) AS n FROM blobs')!.n;
+    const r = c.transfer.importDir('v', root, '/');
+    assert.equal(r.files, WRITE_AHEAD_FILES + 10);
+    assert.equal(blobsAtCommit[0]! - blobsBefore, WRITE_AHEAD_FILES, 'one full batch is stored before the commit');
+    assert.equal(new TextDecoder().decode(c.files.cat('v', `/f${WRITE_AHEAD_FILES + 9}`)), `file ${WRITE_AHEAD_FILES + 9}`);
+    assert.equal(c.history.log('v').length, 2);
   });
 });

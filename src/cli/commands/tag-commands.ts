@@ -10,7 +10,7 @@ const MAX_IMPORT_BYTES = 64 * 1024 * 1024;
 
 async function readDocument(source: string): Promise<unknown> {
   let data: Uint8Array;
-  if (source === '-') data = await readStdin();
+  if (source === '-') data = await readStdin(MAX_IMPORT_BYTES, 'the metadata document');
   else {
     const st = statSync(source);
     if (!st.isFile()) throw new CorralError('INVALID_ARGUMENT', `${source} is not a regular file`, { file: source });

@@ -1,11 +1,13 @@
 // corral import, corral export (host directories and tar streams) and corral bundle export|import.
-import { createReadStream, createWriteStream, constants as fsc, openSync } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { once } from 'node:events';
+import { resolve as resolveHost } from 'node:path';
 import type { Command } from 'commander';
-import { CorralError, toCorralError } from '../../protocol/errors.ts';
+import { CorralError } from '../../protocol/errors.ts';
 import type { CliContext } from '../context.ts';
 import { formatBytes, shortId } from '../output.ts';
-import type { ExportResult, ImportResult, TransferCounts } from '../../services/transfer-service.ts';
+import { checkOutputFile, createTempBeside, hostError, publishHostFile } from '../../services/host-files.ts';
+import type { ExportResult, ImportResult, ProgressCallback, TransferCounts } from '../../services/transfer-service.ts';
 
 function countsText(d: TransferCounts): string {
   return `${d.files} files, ${d.dirs} dirs, ${d.symlinks} symlinks (${formatBytes(d.bytes)})`;
@@ -24,15 +26,35 @@ function importNotes(ctx: CliContext, r: ImportResult): void {
   if (r.outside.length > shown) ctx.out.note(`warning: ${r.outside.length - shown} more links point outside (see --json)`);
 }
 
-/** Opens a host file for a tar or bundle written by Corral: never through a symlink, never over a file unless forced. */
-function openOutput(path: string, force: boolean): number {
+/**
+ * Writes the tar of `vaultpath` to the host file `file`: into a temp file beside it, moved into
+ * place only once complete, so a failure leaves no half-written tar behind (and a rerun is not
+ * refused for it). With `force` the name is replaced, never written through a symlink or hard link.
+ */
+async function exportTarFile(ctx: CliContext, vault: string, vaultpath: string, file: string, o: { rev?: string; force: boolean; onProgress: ProgressCallback }): Promise<ExportResult> {
+  const target = resolveHost(file);
+  checkOutputFile(target, o.force);
+  const tmp = createTempBeside(target);
+  // flush: fsync before close, so what is moved into place is on the disk.
+  const out = createWriteStream('', { fd: tmp.fd, flush: true });
+  let failure: Error | undefined;
+  out.on('error', (e) => (failure ??= e));
+  let done = false;
   try {
-    return openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | (force ? fsc.O_TRUNC : fsc.O_EXCL), 0o644);
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === 'EEXIST') throw new CorralError('PATH_EXISTS', `${path} already exists: pick another file or pass --force to replace it`, { hostPath: path });
-    if (code === 'ELOOP') throw new CorralError('UNSAFE_HOST_PATH', `${path} is a symlink; Corral never writes through one: remove it or pick another file`, { hostPath: path });
-    throw toCorralError(e);
+    const r = await ctx.corral.transfer.exportTar(vault, vaultpath, out, { ref: o.rev, onProgress: o.onProgress });
+    if (!out.closed) await once(out, 'close');
+    if (failure) throw hostError(failure, target);
+    publishHostFile(tmp.path, target, o.force);
+    done = true;
+    return r;
+  } finally {
+    if (!done) {
+      if (!out.closed) {
+        out.destroy();
+        await once(out, 'close').catch(() => undefined);
+      }
+      rmSync(tmp.path, { force: true });
+    }
   }
 }
 
@@ -116,15 +138,7 @@ Examples:
               r = await ctx.corral.transfer.exportTar(vault, vaultpath, process.stdout, { ref: opts.rev, onProgress: progress.update });
               to = 'stdout';
             } else {
-              const out = createWriteStream('', { fd: openOutput(opts.tar, opts.force === true) });
-              try {
-                r = await ctx.corral.transfer.exportTar(vault, vaultpath, out, { ref: opts.rev, onProgress: progress.update });
-              } finally {
-                if (!out.closed) {
-                  out.destroy();
-                  await once(out, 'close');
-                }
-              }
+              r = await exportTarFile(ctx, vault, vaultpath, opts.tar, { rev: opts.rev, force: opts.force === true, onProgress: progress.update });
               to = opts.tar;
             }
           } else {
