@@ -4,14 +4,14 @@
 // trusts nothing in the file: every object's hash and every tree's totals are recomputed, every
 // name is validated, and it all goes in as one transaction, or not at all.
 import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
-import { chmodSync, existsSync, linkSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname, basename, join, resolve as resolveHost } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, rmSync, statSync } from 'node:fs';
+import { resolve as resolveHost } from 'node:path';
 import { CorralError, toCorralError } from '../protocol/errors.ts';
 import { MAX_COMPONENT_BYTES, normalizePath, validateCheckpointName, validateMetaKey, validateTag, validateVaultName } from '../protocol/paths.ts';
 import { commitId, type Caller, type CommitRow, type CorralStore, type Origin, type Quota } from '../store/corral-store.ts';
 import { EMPTY_TREE, encodeTree, sha256, type Entry } from '../store/object-store.ts';
 import type { ServiceDeps } from './corral.ts';
+import { checkOutputFile, createTempBeside, publishHostFile } from './host-files.ts';
 import { markTrees, reachableCommits, vaultRefs } from './reachability.ts';
 import { validateMetaValue } from './tag-service.ts';
 
@@ -177,10 +177,10 @@ export class BundleService {
 
   private writeFile(vault: string, target: string, force: boolean): BundleExportResult {
     this.store.getVault(vault);
-    if (!force && existsSync(target)) throw new CorralError('PATH_EXISTS', `${target} already exists: pick another file or pass --force to replace it`, { hostPath: target });
-    if (!statSync(dirname(target), { throwIfNoEntry: false })?.isDirectory())
-      throw new CorralError('PATH_NOT_FOUND', `no such directory: ${dirname(target)} (create it first, or pick another place for the bundle)`, { hostPath: dirname(target) });
-    const tmp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+    checkOutputFile(target, force);
+    const temp = createTempBeside(target);
+    closeSync(temp.fd);
+    const tmp = temp.path;
     let out: DatabaseSync | undefined;
     try {
       out = new DatabaseSync(tmp);
@@ -194,12 +194,7 @@ export class BundleService {
       out.close();
       out = undefined;
       chmodSync(tmp, 0o600);
-      if (force) renameSync(tmp, target);
-      else {
-        // link() fails when the name was taken meanwhile, where rename() would replace it.
-        linkSync(tmp, target);
-        rmSync(tmp);
-      }
+      publishHostFile(tmp, target, force);
       return { ...counts, file: target, bytes: statSync(target).size };
     } catch (e) {
       try {
@@ -208,7 +203,6 @@ export class BundleService {
         // Closing after a failure may fail too; the file is removed below either way.
       }
       rmSync(tmp, { force: true });
-      if ((e as { code?: string }).code === 'EEXIST') throw new CorralError('PATH_EXISTS', `${target} already exists: pick another file or pass --force to replace it`, { hostPath: target });
       throw toCorralError(e);
     }
   }
