@@ -9,7 +9,7 @@
 import { Script, createContext } from 'node:vm';
 import { CorralError, toCorralError } from '../protocol/errors.ts';
 import { baseName, normalizePath, validateMetaKey, validateTag } from '../protocol/paths.ts';
-import type { Caller, Commit, CorralStore, Vault } from '../store/corral-store.ts';
+import type { Commit, CorralStore, Vault } from '../store/corral-store.ts';
 import type { Database } from '../store/database.ts';
 import { EMPTY_TREE, type Entry, type EntryKind } from '../store/object-store.ts';
 import { diffTrees, lookup, walkTree, type Change } from '../store/tree-diff.ts';
@@ -356,11 +356,9 @@ function indexable(kind: EntryKind, size: number): boolean {
 
 export class SearchService {
   private readonly store: CorralStore;
-  private readonly caller: Caller;
 
-  constructor({ store, caller }: ServiceDeps) {
+  constructor({ store }: ServiceDeps) {
     this.store = store;
-    this.caller = caller;
   }
 
   private commitOf(v: Vault, ref: string | undefined): Commit {
