@@ -16,13 +16,12 @@ run: setup
 typecheck: setup
 	@node_modules/.bin/tsc --noEmit -p tsconfig.json && echo "typecheck: ok"
 
-test: setup
-	@mkdir -p test-output
-	@node_modules/.bin/tsc --noEmit -p tsconfig.json && echo "typecheck: ok"
+test: typecheck
 	@$(NODE) --disable-warning=ExperimentalWarning --test --test-concurrency=2 --test-reporter=$(REPORTER) 'test/**/*.test.ts'
 
+# `make bench ARGS='--only store,scale'` runs some benches only; BENCH_QUICK=1 for a smoke run.
 bench: setup
-	@$(NODE) --disable-warning=ExperimentalWarning bench/run.ts
+	@$(NODE) --disable-warning=ExperimentalWarning bench/run.ts $(ARGS)
 
 clean:
-	rm -rf tools node_modules test-output bench/results
+	rm -rf tools node_modules bench/results .corral-demo
