@@ -80,7 +80,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .option('--append', 'append instead of replacing')
     .option('--mode <octal>', 'permission bits, e.g. 755 for an executable')
     .option('-m, --message <text>', 'commit message')
-    .addHelpText('after', "\nExamples:\n  $ corral write /hello.txt 'hello world'\n  $ cat build.sh | corral write /build.sh --mode 755\n  $ echo more | corral write /log.txt --append")
+    .addHelpText('after', "\nContent that starts with '-' goes after '--'.\n\nExamples:\n  $ corral write /hello.txt 'hello world'\n  $ corral write /list.md -- '- first item'\n  $ cat build.sh | corral write /build.sh --mode 755\n  $ echo more | corral write /log.txt --append")
     .action(
       ctx.action(async (path: string, content: string | undefined, opts: { append?: boolean; mode?: string; message?: string }) => {
         const vault = ctx.vault();
