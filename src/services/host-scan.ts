@@ -4,8 +4,8 @@ import { lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node
 import { CorralError } from '../protocol/errors.ts';
 import { MAX_PATH_BYTES, joinPath } from '../protocol/paths.ts';
 import { errnoCode, hostError, readHostFile, type HostIdentity } from './host-files.ts';
-import { planDir, pointsOutside, type PlanDir, type PlanFile } from './import-plan.ts';
-import { WRITE_AHEAD_BYTES, WRITE_AHEAD_FILES, checkFileSize } from './transfer-limits.ts';
+import { planDir, pointsOutside, writeAheadBatcher, type PlanDir, type PlanFile } from './import-plan.ts';
+import { checkFileSize } from './transfer-limits.ts';
 import type { OutsideLink, SkippedEntry } from './transfer-service.ts';
 import type { TransferTally } from './transfer-tally.ts';
 
@@ -121,8 +121,7 @@ export interface ReadScannedOptions {
  * batch stays in the plan for the commit. Each file must be the very one the scan saw.
  */
 export function readScannedFiles(root: PlanDir, vaultPath: string, o: ReadScannedOptions): void {
-  const pending: PlanFile[] = [];
-  let pendingBytes = 0;
+  const writeAhead = writeAheadBatcher(o.writeAhead);
   let total = 0;
   const walk = (dir: PlanDir, path: string): void => {
     for (const [name, node] of dir.children) {
@@ -137,13 +136,7 @@ export function readScannedFiles(root: PlanDir, vaultPath: string, o: ReadScanne
         node.data = data;
         node.size = data.length;
         o.tally.file(data.length);
-        pending.push(node);
-        pendingBytes += data.length;
-        if (pendingBytes >= WRITE_AHEAD_BYTES || pending.length >= WRITE_AHEAD_FILES) {
-          o.writeAhead(pending);
-          pending.length = 0;
-          pendingBytes = 0;
-        }
+        writeAhead(node);
       }
     }
   };

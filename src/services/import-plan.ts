@@ -7,7 +7,7 @@ import { joinPath, parentOf } from '../protocol/paths.ts';
 import type { Entry, ObjectStore } from '../store/object-store.ts';
 import type { TreeEditor } from '../store/tree-editor.ts';
 import type { HostIdentity } from './host-files.ts';
-import { checkFileSize } from './transfer-limits.ts';
+import { WRITE_AHEAD_BYTES, WRITE_AHEAD_FILES, checkFileSize } from './transfer-limits.ts';
 import type { TransferTally } from './transfer-tally.ts';
 
 export interface PlanDir {
@@ -151,4 +151,23 @@ export function graftPlan(editor: TreeEditor, p: string, root: PlanDir): void {
     }
   };
   for (const [name, child] of root.children) merge(joinPath(p, name), child);
+}
+
+/**
+ * Hands file data read for an import to `write` in batches of WRITE_AHEAD_BYTES or
+ * WRITE_AHEAD_FILES, so a big import never holds all of it in memory; what is left over when the
+ * reading ends goes in with the commit.
+ */
+export function writeAheadBatcher(write: (nodes: PlanFile[]) => void): (node: PlanFile) => void {
+  let nodes: PlanFile[] = [];
+  let bytes = 0;
+  return (node) => {
+    nodes.push(node);
+    bytes += node.size;
+    if (bytes >= WRITE_AHEAD_BYTES || nodes.length >= WRITE_AHEAD_FILES) {
+      write(nodes);
+      nodes = [];
+      bytes = 0;
+    }
+  };
 }

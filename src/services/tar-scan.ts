@@ -5,9 +5,9 @@ import type { Readable } from 'node:stream';
 import { CorralError } from '../protocol/errors.ts';
 import { MAX_PATH_BYTES, joinPath } from '../protocol/paths.ts';
 import type { Quota } from '../store/corral-store.ts';
-import { placeInPlan, planDir, pointsOutside, type PlanDir, type PlanFile } from './import-plan.ts';
+import { placeInPlan, planDir, pointsOutside, writeAheadBatcher, type PlanDir, type PlanFile } from './import-plan.ts';
 import { forEachTarEntry, readTarBody, skipTarBody, tarEntryParts, tarMtime } from './tar-entries.ts';
-import { MAX_TAR_BYTES, MAX_TAR_ENTRIES, WRITE_AHEAD_BYTES, WRITE_AHEAD_FILES, checkFileSize } from './transfer-limits.ts';
+import { MAX_TAR_BYTES, MAX_TAR_ENTRIES, checkFileSize } from './transfer-limits.ts';
 import type { OutsideLink, ProgressCallback, SkippedEntry } from './transfer-service.ts';
 
 export interface TarScanOptions {
@@ -35,8 +35,7 @@ const encoder = new TextEncoder();
 export async function scanTarStream(input: NodeJS.ReadableStream | Readable, p: string, o: TarScanOptions): Promise<TarScan> {
   const { now, quota } = o;
   const scan: TarScan = { root: planDir(0o755, now), skipped: [], outside: [] };
-  const pending: PlanFile[] = [];
-  let pendingBytes = 0;
+  const writeAhead = writeAheadBatcher(o.writeAhead);
   let entries = 0;
   let streamed = 0;
 
@@ -60,13 +59,7 @@ export async function scanTarStream(input: NodeJS.ReadableStream | Readable, p: 
       const data = await readTarBody(body, size, path);
       const node: PlanFile = { kind: 'file', mode: (h.mode ?? 0o644) & 0o777, mtime, size: data.length, data };
       placeInPlan(scan.root, parts, node, p, now);
-      pending.push(node);
-      pendingBytes += data.length;
-      if (pendingBytes >= WRITE_AHEAD_BYTES || pending.length >= WRITE_AHEAD_FILES) {
-        o.writeAhead(pending);
-        pending.length = 0;
-        pendingBytes = 0;
-      }
+      writeAhead(node);
     } else {
       await skipTarBody(body);
       if (type === 'directory') {
