@@ -1,7 +1,9 @@
 // The CLI as outside scripts use it: the exact command forms of the issue, --json shapes, exit codes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { corral, tempDir } from '../helpers.ts';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, corral, tempDir } from '../helpers.ts';
 
 test('the documented command forms work end to end', () => {
   const home = tempDir();
@@ -99,4 +101,22 @@ test('every command has --help with a description', () => {
   const write = corral(home, ['write', '--help']);
   assert.equal(write.code, 0);
   assert.match(write.stdout, /Examples:/);
+});
+
+test('import, export and stats in their documented forms', () => {
+  const home = tempDir();
+  const out = join(tempDir(), 'exported');
+  assert.equal(corral(home, ['vault', 'create', 'v', '--use']).code, 0);
+  const imp = corral(home, ['import', join(ROOT, 'examples', 'sample-project'), '/proj', '--json']);
+  assert.equal(imp.code, 0, imp.stderr + imp.stdout);
+  assert.equal(imp.json.files, 5);
+  assert.equal(imp.json.symlinks, 1);
+  const exp = corral(home, ['export', '/proj', out, '--json']);
+  assert.equal(exp.code, 0, exp.stderr + exp.stdout);
+  assert.equal(readFileSync(join(out, 'src', 'parse.js'), 'utf8'), readFileSync(join(ROOT, 'examples', 'sample-project', 'src', 'parse.js'), 'utf8'));
+  assert.equal(readlinkSync(join(out, 'main.js')), 'src/app.js');
+  assert.equal(statSync(join(out, 'scripts', 'build.sh')).mode & 0o777, 0o755);
+  const stats = corral(home, ['stats', '--json']);
+  assert.equal(stats.code, 0, stats.stderr);
+  assert.match(corral(home, ['stats']).stdout, /5 files, \d+ directories, 1 symlink/);
 });
