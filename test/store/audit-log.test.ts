@@ -78,3 +78,38 @@ test('verify finds an inserted record even with a recomputed own hash', () => {
   assert.equal(v.ok, false);
   assert.ok(v.problems.some((p) => p.seq === 3), JSON.stringify(v.problems));
 });
+
+test('every mutating operation of every service writes exactly one audit record', async () => {
+  const c = openCorral();
+  const enc = (s: string) => new TextEncoder().encode(s);
+  const count = () => c.store.db.get<{ n: number }>('SELECT count(*) AS n FROM audit')!.n;
+  const ops: [string, () => unknown][] = [
+    ['vault.create', () => c.vaults.create('v')],
+    ['vault.use', () => c.vaults.use('v')],
+    ['file.write', () => c.files.write('v', '/a/b.txt', enc('x'))],
+    ['file.append', () => c.files.write('v', '/a/b.txt', enc('y'), { append: true })],
+    ['file.mkdir', () => c.files.mkdir('v', '/d', { parents: true })],
+    ['file.symlink', () => c.files.symlink('v', 'a/b.txt', '/link')],
+    ['file.cp', () => c.files.cp('v', '/a', '/a2', { recursive: true })],
+    ['file.mv', () => c.files.mv('v', '/a2', '/a3')],
+    ['file.touch', () => c.files.touch('v', '/t')],
+    ['file.chmod', () => c.files.chmod('v', '/t', 0o755)],
+    ['file.rm', () => c.files.rm('v', '/a3', { recursive: true })],
+    ['file.revert', () => c.history.revert('v', '/t')],
+    ['checkpoint.save', () => c.checkpoints.save('v', 'c1')],
+    ['checkpoint.restore', () => c.checkpoints.restore('v', 'c1')],
+    ['checkpoint.delete', () => c.checkpoints.delete('v', 'c1')],
+    ['tag.add', () => c.tags.add('v', '/link', ['x'])],
+    ['quota.set', () => c.vaults.setQuota('v', { maxFiles: 100 })],
+    ['vault.fork', () => c.vaults.fork('v', 'f')],
+    ['vault.rename', () => c.vaults.rename('f', 'g')],
+    ['vault.delete', () => c.vaults.delete('g', true)],
+  ];
+  for (const [op, run] of ops) {
+    const before = count();
+    await run();
+    assert.equal(count(), before + 1, `${op} wrote ${count() - before} records`);
+    assert.equal(c.store.audit.list({ limit: 1 })[0]!.op, op);
+  }
+  assert.ok(c.store.audit.verify().ok);
+});
