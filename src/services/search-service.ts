@@ -12,8 +12,9 @@ import { baseName, normalizePath, validateMetaKey, validateTag } from '../protoc
 import type { Commit, CorralStore, Vault } from '../store/corral-store.ts';
 import type { Database } from '../store/database.ts';
 import { EMPTY_TREE, type Entry, type EntryKind } from '../store/object-store.ts';
-import { diffTrees, lookup, walkTree, type Change } from '../store/tree-diff.ts';
+import { diffTrees, walkTree, type Change } from '../store/tree-diff.ts';
 import type { ServiceDeps } from './corral.ts';
+import { TreeReader } from '../store/tree-reader.ts';
 import { isBinary } from './history-service.ts';
 import { pathsWithMeta, pathsWithTag } from './tag-service.ts';
 
@@ -368,9 +369,7 @@ export class SearchService {
   /** The entry at `path` of a commit's tree (the root as a directory entry). */
   private startEntry(commit: Commit, path: string): Entry {
     if (path === '/') return { name: '', kind: 'dir', mode: 0o755, hash: commit.tree, size: commit.size, mtime: commit.createdAt, files: commit.files };
-    const e = lookup(this.store.objects, commit.tree, path);
-    if (!e) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${path}`, { path });
-    return e;
+    return new TreeReader(this.store.objects, commit.tree).mustLstat(path);
   }
 
   /** Visits `start` (depth 0) and everything below it (depth 1, 2, …), like find(1). */

@@ -11,7 +11,6 @@ import { CorralError } from '../protocol/errors.ts';
 import { baseName, joinPath, normalizePath } from '../protocol/paths.ts';
 import type { Caller, Commit, CorralStore } from '../store/corral-store.ts';
 import type { Entry } from '../store/object-store.ts';
-import { symlinkInPathError } from '../store/tree-editor.ts';
 import { TreeReader } from '../store/tree-reader.ts';
 import type { ServiceDeps } from './corral.ts';
 import { checkEntryName, checkHostDir, ensureHostDir, finishHostDir, hostError, makeHostDir, writeHostFile, writeHostLink, type HostDir } from './host-files.ts';
@@ -329,23 +328,7 @@ export class TransferService {
     const v = this.store.getVault(vault);
     const commit = ref === undefined ? this.store.getCommit(v.head) : this.store.resolveRef(v, ref);
     const tree = new TreeReader(this.store.objects, commit.tree);
-    const rootEntry = entryAt(tree, p);
+    const rootEntry = tree.mustLstat(p);
     return { tree, rootEntry, total: rootEntry.kind === 'dir' ? (rootEntry.files ?? 0) : 1 };
   }
-}
-
-/** The entry at `p` of a committed tree, without following symlinks; the root as a directory entry. */
-function entryAt(tree: TreeReader, p: string): Entry {
-  if (p === '/') return tree.rootEntry();
-  let found: Entry | undefined;
-  let at = '';
-  for (const part of p.slice(1).split('/')) {
-    if (found && found.kind === 'symlink') throw symlinkInPathError(at);
-    if (found && found.kind !== 'dir') throw new CorralError('NOT_A_DIRECTORY', `${at} is a file, not a directory`, { path: at });
-    const dir: string = found ? found.hash : tree.root;
-    at += '/' + part;
-    found = tree.objects.lookupEntry(dir, part);
-    if (!found) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${at}`, { path: at });
-  }
-  return found!;
 }

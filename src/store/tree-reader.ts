@@ -4,6 +4,7 @@ import { CorralError } from '../protocol/errors.ts';
 import { normalizePath, parentOf, splitPath } from '../protocol/paths.ts';
 import type { Entry, ObjectStore } from './object-store.ts';
 import { lookup } from './tree-diff.ts';
+import { symlinkInPathError } from './tree-editor.ts';
 
 const MAX_LINK_HOPS = 40;
 
@@ -26,10 +27,20 @@ export class TreeReader {
     return path === '/' ? this.rootEntry() : lookup(this.objects, this.root, path);
   }
 
+  /** The entry at `path` itself, or an error naming the component that is missing, a file or a symlink. */
   mustLstat(path: string): Entry {
-    const e = this.lstat(path);
-    if (!e) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${path}`, { path });
-    return e;
+    if (path === '/') return this.rootEntry();
+    let found: Entry | undefined;
+    let at = '';
+    for (const part of splitPath(path)) {
+      if (found?.kind === 'symlink') throw symlinkInPathError(at);
+      if (found && found.kind !== 'dir') throw new CorralError('NOT_A_DIRECTORY', `${at} is a file, not a directory`, { path: at });
+      const dir = found ? found.hash : this.root;
+      at += '/' + part;
+      found = this.objects.lookupEntry(dir, part);
+      if (!found) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${at}`, { path: at });
+    }
+    return found!;
   }
 
   /** Follows symlinks in every component of `path`; returns the final path and its entry. */
