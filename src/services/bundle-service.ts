@@ -216,7 +216,7 @@ export class BundleService {
 
     // Commits: from the head, each checkpoint and the fork point, following parents.
     const putCommit = out.prepare('INSERT INTO commits(id, parent, tree, vault, message, origin, actor, created_at, size, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
-    const starts = [...vaultRefs(this.store, v), ...(v.forkedFrom && this.store.findCommit(v.forkedFrom) ? [v.forkedFrom] : [])];
+    const starts = [...vaultRefs(this.store, v), ...(v.forkedFrom && this.store.inHistory(v, v.forkedFrom) ? [v.forkedFrom] : [])];
     const commits = reachableCommits(db, starts);
     const roots: string[] = [];
     for (const { id } of commits) {
@@ -342,7 +342,9 @@ export class BundleService {
       blobSizes.set(put.hash, put.size);
       bytes += put.size;
     }
-    const blobSize = (hash: string): number | undefined => blobSizes.get(hash) ?? db.get<{ size: number }>('SELECT size FROM blobs WHERE hash = ?', hash)?.size;
+    // Only the bundle's own blobs count: naming one that merely exists in this home would hand the
+    // new vault another vault's content.
+    const blobSize = (hash: string): number | undefined => blobSizes.get(hash);
 
     // Trees: every row's hash must be its text's. A directory is then rebuilt from its verified
     // entries with the store's own putTree, which must arrive at the very hash that named it: that
@@ -365,29 +367,26 @@ export class BundleService {
       const known = dirs.get(hash);
       if (known) return known;
       if (depth > MAX_COMPONENTS) throw invalid('the bundle nests directories deeper than any valid path');
-      let t: { size: number; files: number };
-      if (db.get('SELECT 1 AS x FROM trees WHERE hash = ?', hash)) {
-        t = this.store.objects.totals(hash); // already here: written (and for bundles, verified) by this Corral
-      } else {
-        const entries: Entry[] = [];
-        collect(hash, 0, entries);
-        entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-        for (let i = 1; i < entries.length; i++) if (entries[i - 1]!.name === entries[i]!.name) throw invalid(`tree ${hash} holds the name ${entries[i]!.name} twice`, { tree: hash });
-        for (const e of entries) {
-          if (e.kind === 'dir') {
-            const sub = verifyDir(e.hash, depth + 1);
-            if (sub.size !== e.size || sub.files !== e.files) throw invalid(`tree ${hash} states wrong totals for ${e.name}`, { tree: hash });
-          } else {
-            const size = blobSize(e.hash);
-            if (size === undefined) throw invalid(`tree ${hash} names blob ${e.hash}, which the bundle lacks`, { tree: hash, blob: e.hash });
-            if (size !== e.size) throw invalid(`tree ${hash} states the wrong size for ${e.name}`, { tree: hash });
-            if (e.kind === 'symlink' && size === 0) throw invalid(`tree ${hash} holds a symlink with an empty target`, { tree: hash });
-          }
+      // Every directory is verified from the bundle's rows, even one this home already has: the
+      // bundle must carry what it names.
+      const entries: Entry[] = [];
+      collect(hash, 0, entries);
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (let i = 1; i < entries.length; i++) if (entries[i - 1]!.name === entries[i]!.name) throw invalid(`tree ${hash} holds the name ${entries[i]!.name} twice`, { tree: hash });
+      for (const e of entries) {
+        if (e.kind === 'dir') {
+          const sub = verifyDir(e.hash, depth + 1);
+          if (sub.size !== e.size || sub.files !== e.files) throw invalid(`tree ${hash} states wrong totals for ${e.name}`, { tree: hash });
+        } else {
+          const size = blobSize(e.hash);
+          if (size === undefined) throw invalid(`tree ${hash} names blob ${e.hash}, which the bundle lacks`, { tree: hash, blob: e.hash });
+          if (size !== e.size) throw invalid(`tree ${hash} states the wrong size for ${e.name}`, { tree: hash });
+          if (e.kind === 'symlink' && size === 0) throw invalid(`tree ${hash} holds a symlink with an empty target`, { tree: hash });
         }
-        const ref = this.store.objects.putTreeRef(entries);
-        if (ref.hash !== hash) throw invalid(`tree ${hash} is not stored the way Corral stores that directory (tampered)`, { tree: hash });
-        t = { size: ref.size, files: ref.files };
       }
+      const ref = this.store.objects.putTreeRef(entries);
+      if (ref.hash !== hash) throw invalid(`tree ${hash} is not stored the way Corral stores that directory (tampered)`, { tree: hash });
+      const t = { size: ref.size, files: ref.files };
       dirs.set(hash, t);
       return t;
     };
@@ -446,9 +445,11 @@ export class BundleService {
         throw invalid("the bundle's parent vault name is not valid");
       }
     }
-    const forkedFrom = settings.get('forked_from') ?? null;
-    if (forkedFrom !== null && (typeof forkedFrom !== 'string' || !HASH.test(forkedFrom))) throw invalid("the bundle's fork point is not a commit id");
-    const v = this.store.insertVault(this.caller, name, { head: info.head, parent: parent as string | null, forkedFrom: forkedFrom as string | null, quota });
+    const claimedFork = settings.get('forked_from') ?? null;
+    if (claimedFork !== null && (typeof claimedFork !== 'string' || !HASH.test(claimedFork))) throw invalid("the bundle's fork point is not a commit id");
+    // A fork point outside the bundle's own commits is dropped: it would tie the vault to another's history.
+    const forkedFrom = typeof claimedFork === 'string' && commits.has(claimedFork) ? claimedFork : null;
+    const v = this.store.insertVault(this.caller, name, { head: info.head, parent: parent as string | null, forkedFrom, quota });
     const createdAt = optionalNumber('created_at');
     if (createdAt !== null) db.run('UPDATE vaults SET created_at = ? WHERE id = ?', createdAt, v.id);
 

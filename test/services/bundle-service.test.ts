@@ -217,3 +217,42 @@ test("a bundle cannot name another vault's commit of the importing home", () => 
   assert.throws(() => home.bundles.importBundle(forged, { name: 'stolen' }), (e: unknown) => isCorralError(e, 'BUNDLE_INVALID'));
   assert.equal(home.store.findVault('stolen'), undefined);
 });
+
+test("a bundle cannot borrow another vault's trees, blobs or fork point from the importing home", () => {
+  const a = openCorral();
+  makeVault(a);
+  const dir = tempDir();
+  const good = join(dir, 'good.corral');
+  a.bundles.exportBundle('proj', good);
+  const home = openCorral();
+  home.vaults.create('secret');
+  home.files.write('secret', '/key.txt', enc('TOPSECRET'));
+  const secret = home.store.getCommit(home.store.getVault('secret').head);
+
+  // A commit naming the secret vault's root tree, without carrying the tree or its blob.
+  const borrowTree = join(dir, 'borrow-tree.corral');
+  copyFileSync(good, borrowTree);
+  let db = new DatabaseSync(borrowTree);
+  const fields = [null, secret.tree, 'proj', 'evil', 'cli', 'x', 1];
+  const id = sha256(JSON.stringify(fields));
+  db.prepare('INSERT INTO commits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(id, null, secret.tree, 'proj', 'evil', 'cli', 'x', 1, secret.size, secret.files);
+  db.prepare("UPDATE bundle_info SET value = ? WHERE key = 'head'").run(id);
+  db.close();
+  assert.throws(() => home.bundles.importBundle(borrowTree, { name: 'evil' }), (e: unknown) => isCorralError(e, 'BUNDLE_INVALID'));
+  assert.equal(home.store.findVault('evil'), undefined);
+
+  // A fork point naming the secret vault's head is dropped, and never exported from.
+  const borrowFork = join(dir, 'borrow-fork.corral');
+  copyFileSync(good, borrowFork);
+  db = new DatabaseSync(borrowFork);
+  db.prepare("INSERT OR REPLACE INTO vault_settings(key, value) VALUES ('forked_from', ?)").run(secret.id);
+  db.close();
+  home.bundles.importBundle(borrowFork, { name: 'evil2' });
+  assert.equal(home.store.getVault('evil2').forkedFrom, null);
+  const out = join(dir, 'evil2.corral');
+  home.bundles.exportBundle('evil2', out);
+  const check = new DatabaseSync(out);
+  const leaked = check.prepare('SELECT count(*) AS n FROM blobs WHERE data = ?').get(enc('TOPSECRET')) as { n: number };
+  check.close();
+  assert.equal(leaked.n, 0);
+});
