@@ -111,6 +111,10 @@ export function buildPlan(objects: ObjectStore, dir: PlanDir, path: string, maxF
       checkFileSize(at, node.data?.length ?? node.size, maxFileSize);
       let hash = node.hash;
       let size = node.size;
+      // Written ahead in an earlier transaction: a gc in between may have taken it (its grace
+      // period is all that protected it). Inside the commit's transaction no gc can run.
+      if (hash !== undefined && !objects.touchBlob(hash))
+        throw new CorralError('CONFLICT', `${at}: a gc removed data this import had already written: retry the import (nothing was changed)`, { path: at });
       if (hash === undefined) {
         if (node.data === undefined) throw new CorralError('INTERNAL', `${at} was planned but never read`, { path: at });
         ({ hash, size } = objects.putBlob(node.data));

@@ -120,6 +120,11 @@ export class ObjectStore {
     return row.data;
   }
 
+  /** Makes a stored blob young again for gc's grace period; false when it is gone. */
+  touchBlob(hash: string): boolean {
+    return this.db.run('UPDATE blobs SET created_at = ? WHERE hash = ?', this.now(), hash).changes === 1;
+  }
+
   hasBlob(hash: string): boolean {
     return this.db.get('SELECT 1 AS x FROM blobs WHERE hash = ?', hash) !== undefined;
   }

@@ -421,4 +421,22 @@ describe('importDir write-ahead', () => {
     assert.equal(new TextDecoder().decode(c.files.cat('v', `/f${WRITE_AHEAD_FILES + 9}`)), `file ${WRITE_AHEAD_FILES + 9}`);
     assert.equal(c.history.log('v').length, 2);
   });
+
+  test('a gc between the write-ahead and the commit makes the import fail whole, never commit missing data', () => {
+    const base = tempDir('corral-gc-race-');
+    const root = join(base, 'tree');
+    mkdirSync(root);
+    for (let i = 0; i < WRITE_AHEAD_FILES + 5; i++) writeFileSync(join(root, `f${i}`), `file ${i}`);
+    const c = openCorral();
+    c.vaults.create('v');
+    const head = c.store.getVault('v').head;
+    const mutate = c.store.mutate.bind(c.store);
+    c.store.mutate = ((...args: Parameters<typeof mutate>) => {
+      // The written-ahead blobs are unreachable until the commit: a gc with no grace takes them.
+      c.maintenance.gc({ graceSeconds: 0 });
+      return mutate(...args);
+    }) as typeof mutate;
+    assert.throws(() => c.transfer.importDir('v', root, '/'), (e: unknown) => isCorralError(e, 'CONFLICT') && /retry/.test(e.message));
+    assert.equal(c.store.getVault('v').head, head);
+  });
 });
