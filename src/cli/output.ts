@@ -43,14 +43,14 @@ export class Output {
 
   /** A diagnostic line on stderr; silent with --json. */
   note(message: string): void {
-    if (!this.json) this.stderr.write(message + '\n');
+    if (!this.json) this.stderr.write(escapeControls(message) + '\n');
   }
 
   error(err: CorralError): number {
     if (this.json) this.stdout.write(JSON.stringify(err.toEnvelope(), null, 2) + '\n');
     else {
       const c = pc.createColors(this.stderr.isTTY === true && !process.env.NO_COLOR);
-      this.stderr.write(`${c.red('error')} ${c.dim(`[${err.code}]`)} ${err.message}\n`);
+      this.stderr.write(`${c.red('error')} ${c.dim(`[${err.code}]`)} ${escapeControls(err.message)}\n`);
     }
     return errorCodes[err.code].exit;
   }
@@ -127,7 +127,11 @@ export function formatMode(kind: string, mode: number): string {
  * --json prints every name exactly.
  */
 export function escapeControls(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  // Backslashes are doubled so a literal '\x1b' in a name cannot pass for an escaped ESC; bidi
+  // controls are escaped too, as they reorder what a terminal shows.
+  return text.replace(/[\\\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) =>
+    c === '\\' ? '\\\\' : c.charCodeAt(0) > 0xff ? `\\u${c.charCodeAt(0).toString(16)}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 export function shortId(id: string): string {

@@ -501,9 +501,11 @@ describe('search', () => {
 });
 
 describe('terminal output', () => {
-  test('escapeControls shows C0, DEL and C1 characters as \\xNN and leaves other text alone', () => {
+  test('escapeControls shows C0, DEL, C1 and bidi characters as escapes, doubles backslashes, and leaves other text alone', () => {
     assert.equal(escapeControls('a\x1b[31mb\x07\x7f\x9b\tc'), 'a\\x1b[31mb\\x07\\x7f\\x9b\\x09c');
-    assert.equal(escapeControls('/plain/ünïcode ✓ \\x1b.txt'), '/plain/ünïcode ✓ \\x1b.txt');
+    // A literal backslash-x1b in a name cannot pass for an escaped ESC.
+    assert.equal(escapeControls('/plain/ünïcode ✓ \\x1b.txt'), '/plain/ünïcode ✓ \\\\x1b.txt');
+    assert.equal(escapeControls('evil\u202etxt.exe'), 'evil\\u202etxt.exe');
   });
 
   test('control characters in vault names are escaped in human output and exact in --json', () => {

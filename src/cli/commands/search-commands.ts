@@ -91,8 +91,8 @@ Examples:
           timeBudgetMs: seconds === undefined ? undefined : seconds * 1000,
         });
         for (const s of r.skipped) {
-          if (s.reason === 'too-large') ctx.out.note(`corral grep: ${safe(s.path)}: skipped, ${formatBytes(s.size)} is over the 8 MiB limit`);
-          else if (s.reason === 'symlink') ctx.out.note(`corral grep: ${safe(s.path)}: a symlink, not followed`);
+          if (s.reason === 'too-large') ctx.out.note(`corral grep: ${s.path}: skipped, ${formatBytes(s.size)} is over the 8 MiB limit`);
+          else if (s.reason === 'symlink') ctx.out.note(`corral grep: ${s.path}: a symlink, not followed`);
         }
         if (r.timedOut)
           ctx.out.note(`corral grep: stopped after ${seconds ?? GREP_TIME_BUDGET_MS / 1000} s with ${r.matches.length} matches so far: narrow the pattern or the path, or allow more time with --timeout`);

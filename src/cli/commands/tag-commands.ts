@@ -3,7 +3,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CorralError } from '../../protocol/errors.ts';
 import { type CliContext, readStdin } from '../context.ts';
-import { table } from '../output.ts';
+import { escapeControls, table } from '../output.ts';
 
 /** Largest metadata document `meta import` reads. */
 const MAX_IMPORT_BYTES = 64 * 1024 * 1024;
@@ -48,7 +48,7 @@ Examples:
         if (opts.find !== undefined) {
           if (path !== undefined) throw new CorralError('INVALID_ARGUMENT', "--find takes no path: use 'corral tag --find TAG', or 'corral find PATH --tag TAG' to look below a path");
           const r = ctx.corral.tags.find(vault, opts.find);
-          ctx.out.result(r, (d) => d.paths);
+          ctx.out.result(r, (d) => d.paths.map(escapeControls));
           return;
         }
         if (path === undefined) throw new CorralError('INVALID_ARGUMENT', "give a path: 'corral tag PATH TAG...' adds tags, 'corral tag PATH' lists them, 'corral tags' lists all");
