@@ -61,13 +61,18 @@ export class CliContext {
  * Reads all of stdin (or `input`), at most `limit` bytes: reading stops, with PAYLOAD_TOO_LARGE,
  * as soon as more arrive, so a huge stream never fills the memory. `what` names it in the message.
  */
-export async function readStdin(limit = MAX_ENTRY_BYTES, what = 'the file', input: AsyncIterable<Uint8Array | string> = process.stdin): Promise<Uint8Array> {
+export async function readStdin(
+  limit = MAX_ENTRY_BYTES,
+  what = 'the file',
+  input: AsyncIterable<Uint8Array | string> = process.stdin,
+  tooLarge?: (total: number) => CorralError,
+): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   for await (const chunk of input) {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     total += bytes.length;
-    if (total > limit) throw new CorralError('PAYLOAD_TOO_LARGE', `${what} on stdin is more than ${limit} bytes, over the limit (nothing was changed)`, { limit });
+    if (total > limit) throw tooLarge?.(total) ?? new CorralError('PAYLOAD_TOO_LARGE', `${what} on stdin is more than ${limit} bytes, over the limit (nothing was changed)`, { limit });
     chunks.push(bytes);
   }
   return Buffer.concat(chunks);

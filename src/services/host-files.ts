@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { CorralError, toCorralError } from '../protocol/errors.ts';
 import { MAX_COMPONENT_BYTES } from '../protocol/paths.ts';
-import { MAX_ENTRY_BYTES, entryTooLarge } from './transfer-limits.ts';
+import { checkFileSize } from './transfer-limits.ts';
 
 const encoder = new TextEncoder();
 
@@ -104,7 +104,7 @@ export function ensureHostDir(dest: string): { created: boolean; dir: HostDir } 
  * O_NOFOLLOW guards only the last component: a directory on the way swapped for a symlink would
  * lead elsewhere, so the opened file must be the very one the scan saw (`scanned`: its dev/ino).
  */
-export function readHostFile(path: string, vaultPath: string, expected: number, scanned?: HostIdentity): Uint8Array {
+export function readHostFile(path: string, vaultPath: string, expected: number, scanned?: HostIdentity, maxFileSize: number | null = null): Uint8Array {
   let fd: number;
   try {
     fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
@@ -121,7 +121,7 @@ export function readHostFile(path: string, vaultPath: string, expected: number, 
       if (n === 0) return buf.subarray(0, off);
       off += n;
     }
-    // Grown since the scan: take the rest too, up to the largest file Corral stores.
+    // Grown since the scan: take the rest too, up to the vault's max file size or Corral's limit.
     const more: Buffer[] = [];
     let total = off;
     for (;;) {
@@ -129,7 +129,7 @@ export function readHostFile(path: string, vaultPath: string, expected: number, 
       const n = readSync(fd, chunk, 0, chunk.length, null);
       if (n === 0) break;
       total += n;
-      if (total > MAX_ENTRY_BYTES) throw entryTooLarge(vaultPath, total);
+      checkFileSize(vaultPath, total, maxFileSize);
       more.push(chunk.subarray(0, n));
     }
     return more.length ? Buffer.concat([buf, ...more]) : buf;

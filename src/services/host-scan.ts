@@ -129,7 +129,7 @@ export function readScannedFiles(root: PlanDir, vaultPath: string, o: ReadScanne
       if (node.kind === 'dir') walk(node, at);
       else if (node.kind === 'symlink') o.tally.symlink();
       else if (node.host !== undefined && node.hash === undefined && node.data === undefined) {
-        const data = readHostFile(node.host, at, node.size, node.scanned);
+        const data = readHostFile(node.host, at, node.size, node.scanned, o.maxFileSize);
         checkFileSize(at, data.length, o.maxFileSize);
         total += data.length;
         o.checkBytes(total);

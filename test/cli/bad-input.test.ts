@@ -173,3 +173,20 @@ test("the largest file Corral accepts fits in one SQLite row (SQLite's length li
   assert.equal(r.size, largest.length);
   assert.equal(c.files.cat('v', '/largest.bin').length, largest.length);
 });
+
+test("stdin and host files are read only up to the vault's max file size", async () => {
+  const home = tempDir();
+  assert.equal(corral(home, ['vault', 'create', 'q', '--use']).code, 0);
+  assert.equal(corral(home, ['quota', 'set', '--max-file-size', '1k']).code, 0);
+  const r = corral(home, ['write', '/big', '--json'], { input: 'x'.repeat(5000) });
+  assert.equal(r.code, 5);
+  assert.equal(r.json.error.code, 'QUOTA_EXCEEDED');
+  // A host file that grew after the scan stops being read at the limit.
+  const { readHostFile } = await import('../../src/services/host-files.ts');
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const file = join(tempDir(), 'grown.bin');
+  writeFileSync(file, Buffer.alloc(300_000, 1));
+  assert.throws(() => readHostFile(file, '/grown.bin', 100, undefined, 1024), (e: unknown) => isCorralError(e, 'QUOTA_EXCEEDED'));
+  assert.equal(readHostFile(file, '/grown.bin', 100).length, 300_000);
+});

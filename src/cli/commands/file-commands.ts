@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import { CorralError } from '../../protocol/errors.ts';
 import { type CliContext, readStdin } from '../context.ts';
+import { MAX_ENTRY_BYTES } from '../../services/transfer-limits.ts';
+import { fileSizeQuotaError } from '../../store/tree-editor.ts';
 import { escapeControls as safe, formatBytes, formatMode, formatTime, shortId, table, type Colors, examples } from '../output.ts';
 import type { FileStat, TreeNode } from '../../services/file-service.ts';
 import { textOf } from '../../services/search-service.ts';
@@ -84,7 +86,14 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .action(
       ctx.action(async (path: string, content: string | undefined, opts: { append?: boolean; mode?: string; message?: string }) => {
         const vault = ctx.vault();
-        const data = content !== undefined ? new TextEncoder().encode(content) : await readStdin();
+        // Stops reading at the vault's max file size, not after buffering up to Corral's own limit.
+        const quota = ctx.corral.vaults.quota(vault).maxFileSize;
+        const data =
+          content !== undefined
+            ? new TextEncoder().encode(content)
+            : quota !== null && quota < MAX_ENTRY_BYTES
+              ? await readStdin(quota, 'the file', process.stdin, (total) => fileSizeQuotaError(path, total, quota))
+              : await readStdin();
         const r = ctx.corral.files.write(vault, path, data, { append: opts.append === true, mode: parseMode(opts.mode), message: opts.message });
         ctx.out.result(r, (d) => `wrote ${safe(d.path)} (${formatBytes(d.size)})${commitNote(d.commit)}`);
       }),
