@@ -124,6 +124,11 @@ function toCommit(r: CommitRow): Commit {
   };
 }
 
+/** The commits of a vault's history (bound twice to the vault's id), as the CTE `chain(id)`. */
+const HISTORY = `WITH RECURSIVE chain(id) AS (
+  SELECT head FROM vaults WHERE id = ? UNION SELECT commit_id FROM checkpoints WHERE vault_id = ?
+  UNION SELECT c.parent FROM commits c JOIN chain ON c.id = chain.id WHERE c.parent IS NOT NULL)`;
+
 /** A commit's id: the hash of its fields, so the same history has the same ids in every home. */
 export function commitId(c: Pick<CommitRow, 'parent' | 'tree' | 'vault' | 'message' | 'origin' | 'actor' | 'created_at'>): string {
   return sha256(JSON.stringify([c.parent, c.tree, c.vault, c.message, c.origin, c.actor, c.created_at]));
@@ -216,25 +221,15 @@ export class CorralStore {
     return c;
   }
 
-  /** Commits of any vault whose id starts with `prefix` (a few: enough to tell ambiguity). */
-  commitsByPrefix(prefix: string): string[] {
+  /** Commits of the vault's history (see inHistory) whose id starts with `prefix`: two at most, enough to tell ambiguity. */
+  historyByPrefix(vault: Vault, prefix: string): string[] {
     if (!/^[0-9a-f]{4,64}$/.test(prefix)) return [];
-    return this.db.all<{ id: string }>("SELECT id FROM commits WHERE id >= ? AND id < ? || 'g' LIMIT 64", prefix, prefix).map((r) => r.id);
+    return this.db.all<{ id: string }>(`${HISTORY} SELECT id FROM chain WHERE id >= ? AND id < ? || 'g' LIMIT 2`, vault.id, vault.id, prefix, prefix).map((r) => r.id);
   }
 
   /** Whether commit `id` is in the vault's history: its head, a checkpoint, or an ancestor of one. */
   inHistory(vault: Vault, id: string): boolean {
-    return (
-      this.db.get(
-        `WITH RECURSIVE chain(id) AS (
-           SELECT head FROM vaults WHERE id = ? UNION SELECT commit_id FROM checkpoints WHERE vault_id = ?
-           UNION SELECT c.parent FROM commits c JOIN chain ON c.id = chain.id WHERE c.parent IS NOT NULL)
-         SELECT 1 AS x FROM chain WHERE id = ? LIMIT 1`,
-        vault.id,
-        vault.id,
-        id,
-      ) !== undefined
-    );
+    return this.db.get(`${HISTORY} SELECT 1 AS x FROM chain WHERE id = ? LIMIT 1`, vault.id, vault.id, id) !== undefined;
   }
 
   /** Moves a vault's head from `expected` to `next`, or fails with CONFLICT when someone moved it first. */
@@ -262,7 +257,7 @@ export class CorralStore {
     const cp = this.findCheckpoint(vault, ref);
     if (cp) return this.getCommit(cp.commit);
     // Commit ids name objects of the whole home: only those in this vault's history count.
-    const ids = this.commitsByPrefix(ref.toLowerCase()).filter((id) => this.inHistory(vault, id));
+    const ids = this.historyByPrefix(vault, ref.toLowerCase());
     if (ids.length > 1) throw new CorralError('REF_NOT_FOUND', `commit prefix ${ref} is ambiguous: give more digits`, { ref });
     if (ids.length === 1) return this.getCommit(ids[0]!);
     throw new CorralError('REF_NOT_FOUND', `no checkpoint or commit '${ref}' in vault '${vault.name}': see 'corral checkpoint list' or 'corral log'`, { ref, vault: vault.name });
