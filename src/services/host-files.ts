@@ -163,15 +163,25 @@ export function writeHostFile(path: string, data: Uint8Array, mode: number, mtim
       throw e;
     }
   };
-  // A new name must really be new (O_EXCL): nothing planted there meanwhile, not even a hard link, is written into.
-  let fd = open(existing ? 0 : fsc.O_EXCL);
+  // A new name must really be new (O_EXCL): nothing planted there meanwhile, not even a hard link,
+  // is written into. Where a file may exist, creating is still tried first, so that whether this
+  // call made the file is known.
+  let created = true;
+  let fd: number;
+  try {
+    fd = open(fsc.O_EXCL);
+  } catch (e) {
+    if (!existing || errnoCode(e) !== 'EEXIST') throw e;
+    created = false;
+    fd = open(0);
+  }
   try {
     if (parent) {
       try {
         checkHostDir(parent);
       } catch (e) {
         // Opened through a directory swapped in meanwhile: nothing is written, and a file just made there is removed again.
-        if (!existing) removeIfSame(path, fstatSync(fd));
+        if (created) removeIfSame(path, fstatSync(fd));
         throw e;
       }
     }
