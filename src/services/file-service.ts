@@ -1,7 +1,7 @@
 // Files of a vault: read them at any version, change them at the head. Each change is one commit.
 import { CorralError } from '../protocol/errors.ts';
 import { baseName, isWithin, joinPath, normalizePath, parentOf } from '../protocol/paths.ts';
-import type { Caller, Commit, CorralStore } from '../store/corral-store.ts';
+import type { Caller, Commit, CorralStore, Vault } from '../store/corral-store.ts';
 import type { Entry, EntryKind } from '../store/object-store.ts';
 import { copyPathAttributes, dropPathAttributes, movePathAttributes } from '../store/path-attributes.ts';
 import { TreeReader } from '../store/tree-reader.ts';
@@ -109,8 +109,8 @@ export class FileService {
     return build(p, r.mustLstat(p), 0);
   }
 
-  private change<T>(vault: string, op: string, target: string, message: string, fn: (editor: TreeEditor, vaultId: number) => T, details: Record<string, unknown> = {}): T & ChangeResult {
-    const { value, commit } = this.store.mutate(this.caller, vault, { op, target, message, details }, (editor, v) => fn(editor, v.id));
+  private change<T>(vault: string, op: string, target: string, message: string, fn: (editor: TreeEditor, vault: Vault) => T, details: Record<string, unknown> = {}): T & ChangeResult {
+    const { value, commit } = this.store.mutate(this.caller, vault, { op, target, message, details }, fn);
     return { ...value, commit };
   }
 
@@ -118,12 +118,12 @@ export class FileService {
     const p = normalizePath(path);
     if (p === '/') throw new CorralError('IS_A_DIRECTORY', 'cannot write to the root directory: give a file path', { path: p });
     checkMode(options.mode);
-    return this.change(vault, options.append ? 'file.append' : 'file.write', p, options.message ?? `${options.append ? 'append to' : 'write'} ${p}`, (editor) => {
+    return this.change(vault, options.append ? 'file.append' : 'file.write', p, options.message ?? `${options.append ? 'append to' : 'write'} ${p}`, (editor, v) => {
       const existing = editor.lstat(p);
       if (existing?.kind === 'dir') throw new CorralError('IS_A_DIRECTORY', `${p} is a directory`, { path: p });
       if (existing?.kind === 'symlink') throw new CorralError('IS_A_SYMLINK', `${p} is a symlink; Corral does not write through links: write to its target, or 'corral rm ${p}' first`, { path: p });
       // Checked before anything is allocated or stored: past MAX_ENTRY_BYTES, SQLite would fail with a raw error.
-      checkFileSize(p, (options.append && existing ? existing.size : 0) + data.length, this.store.getVault(vault).quota.maxFileSize);
+      checkFileSize(p, (options.append && existing ? existing.size : 0) + data.length, v.quota.maxFileSize);
       let content = data;
       if (options.append && existing) {
         const old = this.store.objects.getBlob(existing.hash);
@@ -170,7 +170,7 @@ export class FileService {
   rm(vault: string, path: string, options: { recursive?: boolean; force?: boolean } = {}): ChangeResult & { path: string; removed: number } {
     const p = normalizePath(path);
     if (p === '/') throw new CorralError('INVALID_PATH', "refusing to remove the vault root: remove its entries, or delete the vault with 'corral vault delete'", { path: p });
-    return this.change(vault, 'file.rm', p, `rm ${p}`, (editor, vaultId) => {
+    return this.change(vault, 'file.rm', p, `rm ${p}`, (editor, v) => {
       const e = editor.lstat(p);
       if (!e) {
         if (options.force) return { path: p, removed: 0 };
@@ -178,7 +178,7 @@ export class FileService {
       }
       if (e.kind === 'dir' && !options.recursive) throw new CorralError('IS_A_DIRECTORY', `${p} is a directory: use -r to remove it and its contents`, { path: p });
       editor.remove(p);
-      dropPathAttributes(this.store.db, vaultId, p);
+      dropPathAttributes(this.store.db, v.id, p);
       return { path: p, removed: e.kind === 'dir' ? (e.files ?? 0) : 1 };
     });
   }
@@ -187,7 +187,7 @@ export class FileService {
   cp(vault: string, from: string, to: string, options: { recursive?: boolean } = {}): ChangeResult & { from: string; to: string } {
     const src = normalizePath(from);
     let dst = normalizePath(to);
-    return this.change(vault, 'file.cp', dst, `cp ${src} ${dst}`, (editor, vaultId) => {
+    return this.change(vault, 'file.cp', dst, `cp ${src} ${dst}`, (editor, v) => {
       const e = editor.entry(src);
       if (!e) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${src}`, { path: src });
       if (e.kind === 'dir' && !options.recursive) throw new CorralError('IS_A_DIRECTORY', `${src} is a directory: use -r to copy it`, { path: src });
@@ -197,8 +197,8 @@ export class FileService {
       editor.mkdirs(parentOf(dst));
       editor.set(dst, { ...e, mtime: editor.mtime });
       // What was at the destination is replaced, its tags and metadata with it.
-      dropPathAttributes(this.store.db, vaultId, dst);
-      copyPathAttributes(this.store.db, vaultId, src, dst);
+      dropPathAttributes(this.store.db, v.id, dst);
+      copyPathAttributes(this.store.db, v.id, src, dst);
       return { from: src, to: dst };
     });
   }
@@ -207,7 +207,7 @@ export class FileService {
     const src = normalizePath(from);
     let dst = normalizePath(to);
     if (src === '/') throw new CorralError('INVALID_PATH', 'the vault root cannot be moved', { path: src });
-    return this.change(vault, 'file.mv', src, `mv ${src} ${dst}`, (editor, vaultId) => {
+    return this.change(vault, 'file.mv', src, `mv ${src} ${dst}`, (editor, v) => {
       const e = editor.entry(src);
       if (!e) throw new CorralError('PATH_NOT_FOUND', `no such file or directory: ${src}`, { path: src });
       if (editor.lstat(dst)?.kind === 'dir' && dst !== src) dst = joinPath(dst, e.name);
@@ -218,7 +218,7 @@ export class FileService {
       editor.mkdirs(parentOf(dst));
       editor.remove(src);
       editor.set(dst, e);
-      movePathAttributes(this.store.db, vaultId, src, dst);
+      movePathAttributes(this.store.db, v.id, src, dst);
       return { from: src, to: dst };
     });
   }

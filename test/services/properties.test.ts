@@ -4,20 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openCorral } from '../helpers.ts';
+// The benchmarks' seeded PRNG: one implementation for both.
+import { rng } from '../../bench/lib.ts';
 import { diffTrees, walkTree, type Change } from '../../src/store/tree-diff.ts';
 import type { Corral } from '../../src/services/corral.ts';
 import type { ObjectStore } from '../../src/store/object-store.ts';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Listing = Map<string, string>;
 

@@ -40,6 +40,13 @@ function renderTree(node: TreeNode, c: Colors): string[] {
   return lines;
 }
 
+/** A file's content from stdin, read only up to the vault's max file size, not up to Corral's own limit. */
+async function readFileStdin(ctx: CliContext, vault: string, path: string): Promise<Uint8Array> {
+  const quota = ctx.corral.store.getVault(vault).quota.maxFileSize;
+  if (quota === null || quota >= MAX_ENTRY_BYTES) return readStdin();
+  return readStdin(quota, 'the file', process.stdin, (total) => fileSizeQuotaError(path, total, quota));
+}
+
 export function registerFileCommands(program: Command, ctx: CliContext): void {
   program
     .command('ls [path]')
@@ -86,14 +93,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .action(
       ctx.action(async (path: string, content: string | undefined, opts: { append?: boolean; mode?: string; message?: string }) => {
         const vault = ctx.vault();
-        // Stops reading at the vault's max file size, not after buffering up to Corral's own limit.
-        const quota = ctx.corral.vaults.quota(vault).maxFileSize;
-        const data =
-          content !== undefined
-            ? new TextEncoder().encode(content)
-            : quota !== null && quota < MAX_ENTRY_BYTES
-              ? await readStdin(quota, 'the file', process.stdin, (total) => fileSizeQuotaError(path, total, quota))
-              : await readStdin();
+        const data = content !== undefined ? new TextEncoder().encode(content) : await readFileStdin(ctx, vault, path);
         const r = ctx.corral.files.write(vault, path, data, { append: opts.append === true, mode: parseMode(opts.mode), message: opts.message });
         ctx.out.result(r, (d) => `wrote ${safe(d.path)} (${formatBytes(d.size)})${commitNote(d.commit)}`);
       }),
