@@ -1,6 +1,6 @@
 // Bundles: a vault's whole history in one portable file, itself a small SQLite database. Export
-// takes every commit reachable from the head, the checkpoints and the fork point (following
-// parents), their trees and blobs, the checkpoints, tags, metadata, quota and ancestry. Import
+// takes every commit reachable from the head and the checkpoints (following parents; the fork
+// point is among them), their trees and blobs, the checkpoints, tags, metadata, quota and ancestry. Import
 // trusts nothing in the file: every object's hash and every tree's totals are recomputed, every
 // name is validated, and it all goes in as one transaction, or not at all.
 import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
@@ -12,7 +12,7 @@ import { commitId, type Caller, type CommitRow, type CorralStore, type Origin, t
 import { EMPTY_TREE, encodeTree, sha256, type Entry } from '../store/object-store.ts';
 import type { ServiceDeps } from './corral.ts';
 import { checkOutputFile, createTempBeside, publishHostFile } from './host-files.ts';
-import { markTrees, reachableCommits, vaultRefs } from './reachability.ts';
+import { markTrees, reachableCommits } from './reachability.ts';
 import { validateMetaValue } from './tag-service.ts';
 
 export const BUNDLE_FORMAT = 'corral-bundle';
@@ -214,9 +214,9 @@ export class BundleService {
     const checkpoints = this.store.listCheckpoints(v);
     const missingTree = (hash: string): CorralError => new CorralError('STORAGE_CORRUPT', `tree ${hash} of vault '${vault}' is missing from the database`, { tree: hash });
 
-    // Commits: from the head, each checkpoint and the fork point, following parents.
+    // Commits: from the head and each checkpoint, following parents (the fork point is among them).
     const putCommit = out.prepare('INSERT INTO commits(id, parent, tree, vault, message, origin, actor, created_at, size, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
-    const starts = [...vaultRefs(this.store, v), ...(v.forkedFrom && this.store.inHistory(v, v.forkedFrom) ? [v.forkedFrom] : [])];
+    const starts = this.store.historyRefs(v);
     const commits = reachableCommits(db, starts);
     const roots: string[] = [];
     for (const { id } of commits) {

@@ -5,7 +5,7 @@ import { CorralError, toCorralError } from '../protocol/errors.ts';
 import type { Caller, CorralStore, Vault } from '../store/corral-store.ts';
 import { EMPTY_TREE, type ObjectStore } from '../store/object-store.ts';
 import type { ServiceDeps } from './corral.ts';
-import { countReachableCommits, markTrees, reachableCommits, vaultRefs } from './reachability.ts';
+import { countReachableCommits, markTrees, reachableCommits } from './reachability.ts';
 
 export const DEFAULT_GC_GRACE_SECONDS = 3600;
 
@@ -154,7 +154,7 @@ export class MaintenanceService {
     const counts = census(this.store.objects, head.tree, blobs, seen);
     let storedBytes = 0;
     for (const size of blobs.values()) storedBytes += size;
-    const refs = vaultRefs(this.store, v);
+    const refs = this.store.historyRefs(v);
     return {
       vault: v.name,
       head: v.head,

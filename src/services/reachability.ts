@@ -2,16 +2,9 @@
 // parent vault for forks), their trees (every row, shards included) and blobs. One definition
 // serves gc's mark, the commit counts of `stats` and `vault info`, and what a bundle carries.
 import { CorralError, isCorralError } from '../protocol/errors.ts';
-import type { CorralStore, Vault } from '../store/corral-store.ts';
+import { REACH, type CorralStore, type Vault } from '../store/corral-store.ts';
 import type { Database } from '../store/database.ts';
 import type { Entry, ObjectStore, TreeNode } from '../store/object-store.ts';
-
-/** The ids reachable from the JSON array bound to `?`, each once (UNION), seeds included. */
-const REACH = `
-  WITH RECURSIVE reach(id) AS (
-    SELECT value FROM json_each(?)
-    UNION SELECT c.parent FROM commits c JOIN reach r ON c.id = r.id WHERE c.parent IS NOT NULL
-  )`;
 
 export interface ReachedCommit {
   id: string;
@@ -28,14 +21,9 @@ export function countReachableCommits(db: Database, seeds: readonly string[]): n
   return db.get<{ n: number }>(`${REACH} SELECT count(*) AS n FROM reach`, JSON.stringify(seeds))!.n;
 }
 
-/** The refs that keep a vault's history alive: its head and its checkpoints. */
-export function vaultRefs(store: CorralStore, v: Vault): string[] {
-  return [v.head, ...store.listCheckpoints(v).map((c) => c.commit)];
-}
-
 /** The commits a vault's history holds: reachable from its head and its checkpoints. */
 export function countVaultCommits(store: CorralStore, v: Vault): number {
-  return countReachableCommits(store.db, vaultRefs(store, v));
+  return countReachableCommits(store.db, store.historyRefs(v));
 }
 
 export interface TreeVisitor {

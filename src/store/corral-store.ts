@@ -124,10 +124,13 @@ function toCommit(r: CommitRow): Commit {
   };
 }
 
-/** The commits of a vault's history (bound twice to the vault's id), as the CTE `chain(id)`. */
-const HISTORY = `WITH RECURSIVE chain(id) AS (
-  SELECT head FROM vaults WHERE id = ? UNION SELECT commit_id FROM checkpoints WHERE vault_id = ?
-  UNION SELECT c.parent FROM commits c JOIN chain ON c.id = chain.id WHERE c.parent IS NOT NULL)`;
+/**
+ * The CTE `reach(id)`: every commit reachable by parents from the ids in the JSON array bound to
+ * its one parameter, seeds included, each once.
+ */
+export const REACH = `WITH RECURSIVE reach(id) AS (
+  SELECT value FROM json_each(?)
+  UNION SELECT c.parent FROM commits c JOIN reach r ON c.id = r.id WHERE c.parent IS NOT NULL)`;
 
 /** A commit's id: the hash of its fields, so the same history has the same ids in every home. */
 export function commitId(c: Pick<CommitRow, 'parent' | 'tree' | 'vault' | 'message' | 'origin' | 'actor' | 'created_at'>): string {
@@ -224,12 +227,17 @@ export class CorralStore {
   /** Commits of the vault's history (see inHistory) whose id starts with `prefix`: two at most, enough to tell ambiguity. */
   historyByPrefix(vault: Vault, prefix: string): string[] {
     if (!/^[0-9a-f]{4,64}$/.test(prefix)) return [];
-    return this.db.all<{ id: string }>(`${HISTORY} SELECT id FROM chain WHERE id >= ? AND id < ? || 'g' LIMIT 2`, vault.id, vault.id, prefix, prefix).map((r) => r.id);
+    return this.db.all<{ id: string }>(`${REACH} SELECT id FROM reach WHERE id >= ? AND id < ? || 'g' LIMIT 2`, JSON.stringify(this.historyRefs(vault)), prefix, prefix).map((r) => r.id);
   }
 
   /** Whether commit `id` is in the vault's history: its head, a checkpoint, or an ancestor of one. */
   inHistory(vault: Vault, id: string): boolean {
-    return this.db.get(`${HISTORY} SELECT 1 AS x FROM chain WHERE id = ? LIMIT 1`, vault.id, vault.id, id) !== undefined;
+    return this.db.get(`${REACH} SELECT 1 AS x FROM reach WHERE id = ? LIMIT 1`, JSON.stringify(this.historyRefs(vault)), id) !== undefined;
+  }
+
+  /** The refs that keep a vault's history alive: its head and its checkpoints. */
+  historyRefs(vault: Vault): string[] {
+    return [vault.head, ...this.listCheckpoints(vault).map((c) => c.commit)];
   }
 
   /** Moves a vault's head from `expected` to `next`, or fails with CONFLICT when someone moved it first. */
