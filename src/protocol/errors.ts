@@ -32,6 +32,20 @@ export const errorCodes = {
   /** A host path Corral refuses to write through (a symlink in the way of an export). */
   UNSAFE_HOST_PATH: { status: 409, exit: 4 },
   BUNDLE_INVALID: { status: 400, exit: 2 },
+  /** Exec: the policy file or preset is malformed or unknown. */
+  POLICY_INVALID: { status: 400, exit: 2 },
+  /** Exec: the policy refused the command (the exec result says why; this code is for APIs that must throw). */
+  POLICY_DENIED: { status: 403, exit: 125 },
+  /** Exec: a requested limit or isolation the backend cannot enforce, without an explicit best-effort opt-in. */
+  LIMIT_UNENFORCEABLE: { status: 422, exit: 125 },
+  /** Exec: the requested backend is missing or unusable on this machine (`corral doctor` says why). */
+  BACKEND_UNAVAILABLE: { status: 503, exit: 125 },
+  /** Exec: the sandbox could not be set up or the command could not be started. */
+  EXEC_FAILED: { status: 500, exit: 125 },
+  APPROVAL_NOT_FOUND: { status: 404, exit: 3 },
+  /** The approval was already answered, used or expired. */
+  APPROVAL_NOT_PENDING: { status: 409, exit: 4 },
+  CHECKOUT_NOT_FOUND: { status: 404, exit: 3 },
   INTERNAL: { status: 500, exit: 1 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 

@@ -101,6 +101,37 @@ const migrations: string[] = [
   ) WITHOUT ROWID;
   CREATE TABLE fts_state (vault_id INTEGER PRIMARY KEY, tree TEXT NOT NULL);
   `,
+  `
+  -- Directories that hold a vault's files for ordinary tools: user checkouts and the warm checkout
+  -- each vault keeps for execs. base is the commit the directory matched when last synced.
+  CREATE TABLE checkouts (
+    id INTEGER PRIMARY KEY,
+    vault_id INTEGER NOT NULL,
+    dir TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL CHECK (kind IN ('user', 'warm')),
+    base TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE INDEX checkouts_vault ON checkouts(vault_id);
+  -- Commands the policy sent to a person. request and decision are JSON.
+  CREATE TABLE approvals (
+    id TEXT PRIMARY KEY,
+    vault TEXT NOT NULL,
+    command TEXT NOT NULL,
+    request TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'expired', 'used')),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    answered_by TEXT,
+    answered_at INTEGER,
+    answer_reason TEXT
+  ) WITHOUT ROWID;
+  CREATE INDEX approvals_state ON approvals(state, created_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = migrations.length;
