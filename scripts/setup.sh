@@ -29,3 +29,25 @@ if [ ! -f node_modules/.corral-installed ] || [ package.json -nt node_modules/.c
   npm install --no-audit --no-fund --loglevel=error >&2
   touch node_modules/.corral-installed
 fi
+
+# The exec supervisor (native/corral-run.c): Node cannot join cgroups, mount the overlay or become a
+# subreaper between fork and exec, so this small helper does it. Rebuilt when its source changes.
+if [ ! -x tools/bin/corral-run ] || [ native/corral-run.c -nt tools/bin/corral-run ]; then
+  if command -v cc >/dev/null 2>&1; then
+    echo "setup: building tools/bin/corral-run" >&2
+    cc -O2 -Wall -o tools/bin/corral-run.tmp native/corral-run.c && mv tools/bin/corral-run.tmp tools/bin/corral-run
+  else
+    echo "setup: no C compiler (apt-get install gcc): execs are unavailable until tools/bin/corral-run is built" >&2
+  fi
+fi
+
+# bubblewrap for the namespace backend (Debian's package; needs root to install).
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing bubblewrap" >&2
+    (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; }) \
+      || echo "setup: could not install bubblewrap: the namespace backend is unavailable (corral doctor)" >&2
+  else
+    echo "setup: bubblewrap is missing (sudo apt-get install bubblewrap): the namespace backend is unavailable" >&2
+  fi
+fi

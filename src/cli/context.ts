@@ -78,15 +78,7 @@ export async function readStdin(
   return Buffer.concat(chunks);
 }
 
-/** Parses a whole non-negative number with an optional unit (k, m, g: powers of 1024). */
-export function parseSize(text: string, what: string): number {
-  const m = /^(\d+)\s*([kmgt]?)(i?b)?$/i.exec(text.trim());
-  if (!m) throw new CorralError('INVALID_ARGUMENT', `${what} must be a size like 1048576, 512k, 10M or 2G, got '${text}'`, { [what]: text });
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
-  const n = Number(m[1]) * mult;
-  if (!Number.isSafeInteger(n)) throw new CorralError('INVALID_ARGUMENT', `${what} is too large: ${text}`, { [what]: text });
-  return n;
-}
+export { parseSize } from '../protocol/units.ts';
 
 export function parseCount(text: string, what: string): number {
   if (!/^\d{1,15}$/.test(text.trim())) throw new CorralError('INVALID_ARGUMENT', `${what} must be a whole number, got '${text}'`, { [what]: text });
