@@ -1,4 +1,4 @@
-// `make bench`: runs the foundation benchmarks, prints one table and writes
+// `make bench`: runs the foundation and exec benchmarks, prints one table and writes
 // bench/results/foundation-<timestamp>.json and bench/results/latest.json.
 //   BENCH_QUICK=1        small sizes, a smoke run in well under a minute
 //   --only store,scale   run only the named benches
@@ -12,8 +12,9 @@ import { mixedBench } from './mixed-workload.ts';
 import { scaleBench } from './scale-bench.ts';
 import { transferBench } from './transfer-bench.ts';
 import { agentfsBench } from './agentfs-bench.ts';
+import { execBench } from './exec-bench.ts';
 
-const benches: Bench[] = [storeBench, mixedBench, scaleBench, transferBench, agentfsBench];
+const benches: Bench[] = [storeBench, mixedBench, scaleBench, transferBench, agentfsBench, execBench];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
 const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);

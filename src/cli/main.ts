@@ -12,6 +12,9 @@ import { registerTagCommands } from './commands/tag-commands.ts';
 import { registerTransferCommands } from './commands/transfer-commands.ts';
 import { registerAuditCommands } from './commands/audit-commands.ts';
 import { registerMaintenanceCommands } from './commands/maintenance-commands.ts';
+import { registerExecCommands } from './commands/exec-commands.ts';
+import { registerDoctorCommands } from './commands/doctor-commands.ts';
+import { registerCheckoutCommands } from './commands/checkout-commands.ts';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('corral')
@@ -41,6 +44,9 @@ Examples:
   registerTransferCommands(program, ctx);
   registerAuditCommands(program, ctx);
   registerMaintenanceCommands(program, ctx);
+  registerExecCommands(program, ctx);
+  registerDoctorCommands(program, ctx);
+  registerCheckoutCommands(program, ctx);
   return program;
 }
 

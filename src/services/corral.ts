@@ -10,6 +10,9 @@ import { TagService } from './tag-service.ts';
 import { TransferService } from './transfer-service.ts';
 import { BundleService } from './bundle-service.ts';
 import { MaintenanceService } from './maintenance-service.ts';
+import { CheckoutService } from './checkout-service.ts';
+import { ApprovalService } from './approval-service.ts';
+import { ExecService } from './exec-service.ts';
 
 export interface CorralOptions extends StoreOptions {
   home?: string;
@@ -28,6 +31,9 @@ export class Corral {
   readonly transfer: TransferService;
   readonly bundles: BundleService;
   readonly maintenance: MaintenanceService;
+  readonly checkouts: CheckoutService;
+  readonly approvals: ApprovalService;
+  readonly exec: ExecService;
 
   constructor(options: CorralOptions) {
     this.caller = options.caller;
@@ -42,6 +48,9 @@ export class Corral {
     this.transfer = new TransferService(deps);
     this.bundles = new BundleService(deps);
     this.maintenance = new MaintenanceService(deps);
+    this.checkouts = new CheckoutService(deps);
+    this.approvals = new ApprovalService(deps);
+    this.exec = new ExecService({ ...deps, checkouts: this.checkouts, checkpoints: this.checkpoints, approvals: this.approvals });
   }
 
   close(): void {

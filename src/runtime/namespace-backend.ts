@@ -1,0 +1,130 @@
+// The `namespace` backend: bubblewrap with new user, pid, ipc, uts, cgroup, mount and network
+// namespaces, a read-only system-only root, the seccomp filter, and the workspace as an overlay
+// whose upper directory is exactly what the command changed (ARCHITECTURE.md §3).
+import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import type { Backend, Capabilities, ExecSpec, Sandbox, SandboxSpec } from './backend.ts';
+import { buildBwrapArgs, SANDBOX_WORKSPACE } from './bwrap-args.ts';
+import { detectCgroups, type CgroupLayout } from './cgroups.ts';
+import { cgroupLimits } from './host-backend.ts';
+import { buildSeccompFilter } from './seccomp-filter.ts';
+import { SupervisedSandbox, type Launch } from './supervised-sandbox.ts';
+import { runSupervised, scratchRoot, supervisorAvailable } from './supervisor.ts';
+
+export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
+/** bwrap gets the seccomp program on this fd (the supervisor's first extra fd). */
+const SECCOMP_FD = 4;
+
+export function findExecutable(name: string, path = process.env.PATH ?? '/usr/bin:/bin'): string | null {
+  for (const dir of [...path.split(delimiter), '/usr/bin', '/bin', '/usr/local/bin']) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
+
+class NamespaceSandbox extends SupervisedSandbox {
+  readonly backend = 'namespace' as const;
+  private readonly bwrap: string;
+  private readonly seccomp: Buffer;
+
+  constructor(spec: SandboxSpec, caps: Capabilities, cgroups: CgroupLayout | null, bwrap: string, seccomp: Buffer) {
+    super(spec, caps, cgroups);
+    this.bwrap = bwrap;
+    this.seccomp = seccomp;
+  }
+
+  protected launch(exec: ExecSpec, scratch: string): Launch {
+    const limits = { ...this.spec.limits, ...exec.limits };
+    const cwd = exec.cwd === '/' ? SANDBOX_WORKSPACE : SANDBOX_WORKSPACE + exec.cwd;
+    const common = { cwd, argv: exec.argv, env: exec.env, network: this.spec.network, tmpSizeBytes: limits.tmpSizeBytes ?? DEFAULT_TMP_SIZE, seccompFd: SECCOMP_FD };
+    if (this.spec.readonly) {
+      const args = buildBwrapArgs({ ...common, workspace: this.spec.checkout, readonly: true });
+      return { argv: [this.bwrap, ...args], extraFds: [this.seccomp] };
+    }
+    const overlay = { lower: this.spec.checkout, upper: join(scratch, 'upper'), work: join(scratch, 'work'), merged: join(scratch, 'merged') };
+    for (const d of [overlay.upper, overlay.work, overlay.merged]) mkdirSync(d);
+    const args = buildBwrapArgs({ ...common, workspace: overlay.merged, readonly: false });
+    return { argv: [this.bwrap, ...args], overlay, extraFds: [this.seccomp], upperDir: overlay.upper };
+  }
+}
+
+export class NamespaceBackend implements Backend {
+  readonly name = 'namespace' as const;
+  private cached: Promise<{ caps: Capabilities; cgroups: CgroupLayout | null; bwrap: string | null; seccomp: Buffer }> | undefined;
+
+  private inspect(): Promise<{ caps: Capabilities; cgroups: CgroupLayout | null; bwrap: string | null; seccomp: Buffer }> {
+    this.cached ??= (async () => {
+      let cgroups: CgroupLayout | null = null;
+      try {
+        cgroups = detectCgroups();
+      } catch {
+        cgroups = null;
+      }
+      const bwrap = findExecutable('bwrap');
+      const seccomp = buildSeccompFilter();
+      let reason: string | undefined;
+      if (!supervisorAvailable()) reason = 'the exec supervisor tools/bin/corral-run is missing: run make setup (needs gcc)';
+      else if (!bwrap) reason = 'bubblewrap is not installed: apt-get install bubblewrap';
+      else reason = await trySandbox(bwrap, seccomp);
+      const cg = cgroupLimits(cgroups);
+      const caps: Capabilities = {
+        backend: 'namespace',
+        available: reason === undefined,
+        ...(reason ? { reason } : {}),
+        isolation: { filesystem: true, network: true, process: true, syscalls: true, user: true },
+        limits: { ...cg, wallTime: true, openFiles: true, fileSize: true, tmpSize: true },
+        changeDetection: 'overlay',
+        snapshots: true,
+        profiles: [],
+        notes: [
+          'bubblewrap: new user, pid, ipc, uts, cgroup, mount and network namespaces; read-only system directories only; seccomp filter; no capabilities',
+          'the workspace is an overlay of the vault\'s warm checkout: the upper directory is the change set',
+          cg.memory ? 'memory, pids and cpu limits through cgroups' : 'no writable cgroups: memory, pids and cpu limits cannot be enforced',
+        ],
+      };
+      return { caps, cgroups, bwrap, seccomp };
+    })();
+    return this.cached;
+  }
+
+  async probe(): Promise<Capabilities> {
+    return (await this.inspect()).caps;
+  }
+
+  async health(): Promise<{ ok: boolean; warnings: string[] }> {
+    const { caps } = await this.inspect();
+    return { ok: caps.available, warnings: caps.available ? [] : [caps.reason ?? 'unavailable'] };
+  }
+
+  async create(spec: SandboxSpec): Promise<Sandbox> {
+    const { caps, cgroups, bwrap, seccomp } = await this.inspect();
+    return new NamespaceSandbox(spec, caps, cgroups, bwrap ?? 'bwrap', seccomp);
+  }
+}
+
+/** A real try: an overlay mounted in a user namespace with bwrap and the seccomp filter on top. Undefined when it works. */
+async function trySandbox(bwrap: string, seccomp: Buffer): Promise<string | undefined> {
+  const root = scratchRoot();
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  const dir = mkdtempSync(join(root, `x-${process.pid}-probe-`));
+  try {
+    const o = { lower: join(dir, 'lower'), upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'merged') };
+    for (const d of Object.values(o)) mkdirSync(d);
+    writeFileSync(join(o.lower, 'probe'), 'x');
+    const args = buildBwrapArgs({ workspace: o.merged, readonly: false, cwd: SANDBOX_WORKSPACE, argv: ['/bin/sh', '-c', 'echo y > probe'], env: { PATH: '/usr/bin:/bin' }, network: false, tmpSizeBytes: 1 << 20, seccompFd: SECCOMP_FD });
+    const r = await runSupervised({ argv: [bwrap, ...args], env: { PATH: '/usr/bin:/bin' }, overlay: o, extraFds: [seccomp], timeoutMs: 10_000, graceMs: 500, outputCap: 4096 });
+    if (r.exitCode !== 0) return `a test sandbox failed (exit ${r.exitCode ?? r.signal}): ${r.stderr.bytes().toString('utf8').trim().slice(0, 300)} — run corral doctor`;
+    return undefined;
+  } catch (e) {
+    return `${(e as Error).message} — run corral doctor`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

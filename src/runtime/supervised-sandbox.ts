@@ -1,0 +1,240 @@
+// What the host and namespace backends share: each exec runs under the supervisor in its own
+// cgroup (limits, peak memory, OOM detection, kill-all), with rlimits, a timeout that takes down
+// the whole tree, capped output, and a per-exec scratch directory on tmpfs released on every path.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { CorralError } from '../protocol/errors.ts';
+import type { BackendName, Capabilities, ExecSpec, ResourceLimits, RunResult, Sandbox, SandboxSpec } from './backend.ts';
+import { unenforceable } from './backend.ts';
+import { CgroupSet, type CgroupLayout } from './cgroups.ts';
+import { runSupervised, scratchRoot, type RlimitName, type SupervisedSpec } from './supervisor.ts';
+
+/** How a backend turns an exec into the supervisor's command line. */
+export interface Launch {
+  argv: string[];
+  chdir?: string;
+  overlay?: SupervisedSpec['overlay'];
+  extraFds?: Buffer[];
+  /** The overlay upper directory the command's writes land in. */
+  upperDir?: string;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Scratch directories are named x-<owner pid>-<random>: the next run removes those of dead owners. */
+export function cleanupStaleScratch(root = scratchRoot()): number {
+  let removed = 0;
+  let names: string[] = [];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return 0;
+  }
+  for (const n of names) {
+    const m = /^x-(\d+)-/.exec(n);
+    if (m && !isAlive(Number(m[1]))) {
+      rmSync(join(root, n), { recursive: true, force: true });
+      removed++;
+    }
+  }
+  return removed;
+}
+
+function rlimitsFor(limits: ResourceLimits): Partial<Record<RlimitName, number>> {
+  const r: Partial<Record<RlimitName, number>> = { CORE: 0 };
+  if (limits.openFiles !== undefined) r.NOFILE = limits.openFiles;
+  if (limits.fileSizeBytes !== undefined) r.FSIZE = limits.fileSizeBytes;
+  return r;
+}
+
+function processTree(root: number): number[] {
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      let children = '';
+      try {
+        children = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const c of children.split(' ')) if (c.trim()) {
+        out.push(Number(c));
+        queue.push(Number(c));
+      }
+    }
+  }
+  return out;
+}
+
+export abstract class SupervisedSandbox implements Sandbox {
+  readonly id = `sbx_${randomBytes(8).toString('hex')}`;
+  abstract readonly backend: BackendName;
+  readonly spec: SandboxSpec;
+  protected readonly capabilities: Capabilities;
+  protected readonly cgroups: CgroupLayout | null;
+  private readonly running = new Map<number, CgroupSet | null>();
+  private destroyed = false;
+
+  constructor(spec: SandboxSpec, capabilities: Capabilities, cgroups: CgroupLayout | null) {
+    this.spec = spec;
+    this.capabilities = capabilities;
+    this.cgroups = cgroups;
+  }
+
+  /** The supervisor's command line for `exec` with `scratch` as its private directory. */
+  protected abstract launch(exec: ExecSpec, scratch: string): Launch;
+
+  async exec(exec: ExecSpec): Promise<RunResult> {
+    if (this.destroyed) throw new CorralError('EXEC_FAILED', `sandbox ${this.id} was destroyed`, { sandbox: this.id });
+    const limits = { ...this.spec.limits, ...exec.limits };
+    const warnings: string[] = [];
+    const missing = unenforceable(this.capabilities, limits);
+    if (missing.length > 0) {
+      if (!this.spec.bestEffort)
+        throw new CorralError('LIMIT_UNENFORCEABLE', `the ${this.backend} backend cannot enforce ${missing.join(', ')} here: drop the limit, pick another backend (corral doctor), or accept best effort explicitly`, { backend: this.backend, limits: missing });
+      warnings.push(`not enforced (best effort): ${missing.join(', ')}`);
+    }
+    const t0 = performance.now();
+    const root = scratchRoot();
+    mkdirSync(root, { recursive: true, mode: 0o700 });
+    const scratch = mkdtempSync(join(root, `x-${process.pid}-`));
+    let group: CgroupSet | null = null;
+    let keepScratch = false;
+    try {
+      if (this.cgroups && this.capabilities.limits.memory) {
+        try {
+          group = CgroupSet.create(this.cgroups, randomBytes(6).toString('hex'), {
+            memoryBytes: limits.memoryBytes,
+            pids: limits.pids,
+            cpuQuotaPercent: limits.cpuPercent,
+          });
+        } catch (e) {
+          if (limits.memoryBytes !== undefined || limits.pids !== undefined || limits.cpuPercent !== undefined) throw e;
+          warnings.push(`no cgroup for this exec (${(e as Error).message}): usage comes from rusage`);
+        }
+      }
+      const launch = this.launch(exec, scratch);
+      const mounting = performance.now() - t0;
+      const t1 = performance.now();
+      let pid = 0;
+      const r = await runSupervised({
+        argv: launch.argv,
+        env: exec.env,
+        chdir: launch.chdir,
+        overlay: launch.overlay,
+        extraFds: launch.extraFds,
+        cgroupProcs: group?.procsFiles,
+        rlimits: rlimitsFor(limits),
+        stdin: exec.stdin,
+        timeoutMs: exec.timeoutMs,
+        graceMs: exec.graceMs,
+        outputCap: exec.outputCap,
+        heartbeatMs: exec.heartbeatMs,
+        signal: exec.signal,
+        onEvent: (e) => {
+          if (e.type === 'started') {
+            pid = e.pid;
+            this.running.set(pid, group);
+          }
+          exec.onEvent?.(e);
+        },
+      });
+      this.running.delete(pid);
+      const cg = group?.usage();
+      group?.killAll();
+      const stdout = r.stdout.bytes();
+      const stderr = r.stderr.bytes();
+      keepScratch = launch.upperDir !== undefined;
+      return {
+        exitCode: r.exitCode,
+        signal: r.signal,
+        timedOut: r.timedOut,
+        cancelled: r.cancelled,
+        oomKilled: cg?.oomKilled ?? false,
+        stdout,
+        stderr,
+        stdoutBytes: r.stdout.total,
+        stderrBytes: r.stderr.total,
+        truncated: r.stdout.truncated || r.stderr.truncated,
+        durationMs: r.durationMs,
+        usage: {
+          peakMemoryBytes: cg?.peakMemoryBytes ?? r.usage.maxRssBytes,
+          cpuUserMs: cg?.cpuUserMs ?? r.usage.cpuUserMs,
+          cpuSystemMs: cg?.cpuSystemMs ?? r.usage.cpuSystemMs,
+          cpuMs: (cg?.cpuUserMs ?? r.usage.cpuUserMs) + (cg?.cpuSystemMs ?? r.usage.cpuSystemMs),
+          wallMs: r.durationMs,
+          readBytes: r.usage.readBytes,
+          writtenBytes: r.usage.writtenBytes,
+        },
+        upper: launch.upperDir !== undefined ? { dir: launch.upperDir, opaque: r.opaque, release: () => rmSync(scratch, { recursive: true, force: true }) } : undefined,
+        warnings,
+        stages: { mounting, executing: performance.now() - t1 },
+      };
+    } finally {
+      group?.destroy();
+      if (!keepScratch) rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+
+  private signalAll(sig: NodeJS.Signals): void {
+    for (const [pid, group] of this.running) {
+      const pids = group ? group.pids() : [pid, ...processTree(pid)];
+      for (const p of pids) {
+        try {
+          process.kill(p, sig);
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }
+
+  suspend(): void {
+    this.signalAll('SIGSTOP');
+  }
+
+  resume(): void {
+    this.signalAll('SIGCONT');
+  }
+
+  usage(): { processes: number; cpuMs: number; rssBytes: number } {
+    let processes = 0;
+    let cpuMs = 0;
+    let rssBytes = 0;
+    const tick = 100; // USER_HZ on Linux
+    for (const [pid] of this.running)
+      for (const p of [pid, ...processTree(pid)]) {
+        try {
+          const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+          const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          cpuMs += ((Number(f[11]) + Number(f[12])) * 1000) / tick;
+          rssBytes += Number(f[21]) * 4096;
+          processes++;
+        } catch {
+          // exited meanwhile
+        }
+      }
+    return { processes, cpuMs, rssBytes };
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+    this.signalAll('SIGKILL');
+  }
+}

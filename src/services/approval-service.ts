@@ -1,0 +1,154 @@
+// Approvals: a command the policy sent to a person. Persisted, so an exec can wait for the answer
+// or return `pending` and be resumed later (`corral exec --resume ID`); expired after a deadline;
+// every request and answer is an audit record naming who answered and when.
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CorralError } from '../protocol/errors.ts';
+import type { Caller, CorralStore } from '../store/corral-store.ts';
+import type { ServiceDeps } from './corral.ts';
+
+export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'used';
+
+export interface Approval<R = Record<string, unknown>> {
+  id: string;
+  vault: string;
+  command: string;
+  request: R;
+  decision: Record<string, unknown>;
+  reason: string;
+  requester: string;
+  state: ApprovalState;
+  createdAt: number;
+  expiresAt: number;
+  answeredBy: string | null;
+  answeredAt: number | null;
+  answerReason: string | null;
+}
+
+interface ApprovalRow {
+  id: string;
+  vault: string;
+  command: string;
+  request: string;
+  decision: string;
+  reason: string;
+  requester: string;
+  state: ApprovalState;
+  created_at: number;
+  expires_at: number;
+  answered_by: string | null;
+  answered_at: number | null;
+  answer_reason: string | null;
+}
+
+function toApproval(r: ApprovalRow): Approval {
+  return {
+    id: r.id,
+    vault: r.vault,
+    command: r.command,
+    request: JSON.parse(r.request) as Record<string, unknown>,
+    decision: JSON.parse(r.decision) as Record<string, unknown>,
+    reason: r.reason,
+    requester: r.requester,
+    state: r.state,
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    answeredBy: r.answered_by,
+    answeredAt: r.answered_at,
+    answerReason: r.answer_reason,
+  };
+}
+
+export const DEFAULT_APPROVAL_TTL_MS = 60 * 60 * 1000;
+const ID = /^apr_[0-9a-f]{16}$/;
+
+export class ApprovalService {
+  private readonly store: CorralStore;
+  private readonly caller: Caller;
+
+  constructor({ store, caller }: ServiceDeps) {
+    this.store = store;
+    this.caller = caller;
+  }
+
+  create(vault: string, command: string, request: Record<string, unknown>, decision: Record<string, unknown> & { reason: string }, ttlMs = DEFAULT_APPROVAL_TTL_MS): Approval {
+    const id = `apr_${randomBytes(8).toString('hex')}`;
+    const now = this.store.now();
+    return this.store.write(this.caller, vault, { op: 'approval.request', target: id, details: { command, decision } }, () => {
+      this.store.db.run(
+        'INSERT INTO approvals(id, vault, command, request, decision, reason, requester, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        id, vault, command, JSON.stringify(request), JSON.stringify(decision), decision.reason, this.caller.actor, 'pending', now, now + ttlMs,
+      );
+      return this.get(id);
+    });
+  }
+
+  /** Pending approvals past their deadline become expired (audited) before anything reads them. */
+  private expire(): void {
+    const now = this.store.now();
+    const stale = this.store.db.all<{ id: string; vault: string }>("SELECT id, vault FROM approvals WHERE state = 'pending' AND expires_at <= ?", now);
+    for (const s of stale)
+      this.store.write(this.caller, s.vault, { op: 'approval.expire', target: s.id }, () => {
+        this.store.db.run("UPDATE approvals SET state = 'expired' WHERE id = ? AND state = 'pending'", s.id);
+      });
+  }
+
+  list(filter: { state?: ApprovalState; vault?: string } = {}): Approval[] {
+    this.expire();
+    const rows = this.store.db.all<ApprovalRow>(
+      'SELECT * FROM approvals WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR vault = ?2) ORDER BY created_at, id',
+      filter.state ?? null, filter.vault ?? null,
+    );
+    return rows.map(toApproval);
+  }
+
+  get(id: string): Approval {
+    if (typeof id !== 'string' || !ID.test(id)) throw new CorralError('INVALID_ARGUMENT', `'${String(id).slice(0, 40)}' is not an approval id (apr_ and 16 hex digits): see corral approvals list`, { id: String(id).slice(0, 40) });
+    const row = this.store.db.get<ApprovalRow>('SELECT * FROM approvals WHERE id = ?', id);
+    if (!row) throw new CorralError('APPROVAL_NOT_FOUND', `no approval ${id}: see corral approvals list`, { id });
+    return toApproval(row);
+  }
+
+  approve(id: string, reason = ''): Approval {
+    return this.answer(id, 'approved', reason);
+  }
+
+  deny(id: string, reason = ''): Approval {
+    return this.answer(id, 'denied', reason);
+  }
+
+  private answer(id: string, state: 'approved' | 'denied', reason: string): Approval {
+    this.expire();
+    const current = this.get(id);
+    return this.store.write(this.caller, current.vault, { op: state === 'approved' ? 'approval.approve' : 'approval.deny', target: id, details: { reason, command: current.command } }, () => {
+      const a = this.get(id);
+      if (a.state !== 'pending') throw new CorralError('APPROVAL_NOT_PENDING', `approval ${id} is ${a.state}, not pending: nothing to answer`, { id, state: a.state });
+      this.store.db.run('UPDATE approvals SET state = ?, answered_by = ?, answered_at = ?, answer_reason = ? WHERE id = ?', state, this.caller.actor, this.store.now(), reason, id);
+      return this.get(id);
+    });
+  }
+
+  /** Marks an approved approval used (once): the exec it allowed is about to run. */
+  consume(id: string): Approval {
+    this.expire();
+    const current = this.get(id);
+    return this.store.write(this.caller, current.vault, { op: 'approval.use', target: id }, () => {
+      const a = this.get(id);
+      if (a.state !== 'approved')
+        throw new CorralError('APPROVAL_NOT_PENDING', a.state === 'pending' ? `approval ${id} is still pending: a person must approve it first (corral approvals approve ${id})` : `approval ${id} is ${a.state}: it cannot run a command`, { id, state: a.state });
+      this.store.db.run("UPDATE approvals SET state = 'used' WHERE id = ?", id);
+      return this.get(id);
+    });
+  }
+
+  /** Polls until the approval is answered or expires, or `deadlineMs` passes; returns its state then. */
+  async waitFor(id: string, deadlineMs: number, signal?: AbortSignal): Promise<Approval> {
+    const end = Date.now() + deadlineMs;
+    for (;;) {
+      this.expire();
+      const a = this.get(id);
+      if (a.state !== 'pending' || Date.now() >= end || signal?.aborted) return a;
+      await sleep(Math.min(200, Math.max(1, end - Date.now())));
+    }
+  }
+}

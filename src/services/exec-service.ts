@@ -1,0 +1,403 @@
+// The proxy pipeline: validate → resolve → policy → baseline → checkpoint → mount → execute →
+// summarize, as an explicit state machine. A command is understood by the policy before it runs,
+// runs isolated against the vault's warm checkout, and what it changed becomes exactly one commit
+// (or is discarded) with an exact change summary. Resources are released on every path.
+import { randomBytes } from 'node:crypto';
+import { CorralError, toCorralError } from '../protocol/errors.ts';
+import type { ExecChanges, ExecDecision, ExecResult, PathChange } from '../protocol/exec-result.ts';
+import { normalizePath } from '../protocol/paths.ts';
+import type { Caller, CorralStore } from '../store/corral-store.ts';
+import { TreeReader } from '../store/tree-reader.ts';
+import { loadPolicy, evaluate } from '../policy/policy-engine.ts';
+import type { Decision, PolicyLimits } from '../policy/policy-types.ts';
+import { BackendRegistry, type BackendName, type ResourceLimits, type RunResult } from '../runtime/backend.ts';
+import { HostBackend } from '../runtime/host-backend.ts';
+import { NamespaceBackend } from '../runtime/namespace-backend.ts';
+import { cleanupStaleScratch } from '../runtime/supervised-sandbox.ts';
+import type { ExecEvent, StdinSource } from '../runtime/supervisor.ts';
+import { readUpperChanges } from '../runtime/overlay-changes.ts';
+import type { FsChangeSet } from '../runtime/fs-changes.ts';
+import type { ApprovalService } from './approval-service.ts';
+import type { CheckoutService, FileChange } from './checkout-service.ts';
+import type { CheckpointService } from './checkpoint-service.ts';
+import type { ServiceDeps } from './corral.ts';
+import { ExecStateMachine } from './exec-state.ts';
+import { VaultLocks } from './vault-locks.ts';
+
+export const DEFAULT_TIMEOUT_MS = 300_000;
+export const DEFAULT_GRACE_MS = 2_000;
+export const DEFAULT_OUTPUT_CAP = 10 * 1024 * 1024;
+export const DEFAULT_HEARTBEAT_MS = 5_000;
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export interface ExecRequest {
+  vault: string;
+  /** Exactly one of argv (no shell) and shell (run as `bash -c`, never a login shell). */
+  argv?: string[];
+  shell?: string;
+  /** Inside the workspace: relative, or absolute under /workspace. Default: the workspace root. */
+  cwd?: string;
+  /** Variables to add to the clean environment (PATH, HOME, TERM, LANG are set by Corral). */
+  env?: Record<string, string>;
+  stdin?: StdinSource;
+  backend?: BackendName | 'auto';
+  /** A preset name or a policy file (default: workstation). */
+  policy?: string;
+  timeoutMs?: number;
+  graceMs?: number;
+  /** Run with the workspace read-only (namespace) or discard every write (host). */
+  readonly?: boolean;
+  network?: boolean;
+  limits?: ResourceLimits;
+  /** Run even where a requested limit cannot be enforced (reported as a warning). */
+  bestEffort?: boolean;
+  /** `auto` (default): take a checkpoint when the policy says allow_with_checkpoint; `never`: don't. */
+  checkpoint?: 'auto' | 'never';
+  /** What to do with the changes of a command that failed or timed out (default keep). */
+  onFailure?: 'keep' | 'discard';
+  outputCap?: number;
+  heartbeatMs?: number;
+  /** require_approval: wait this long for a person's answer (default: don't wait, return pending). */
+  approvalWaitMs?: number;
+  /** Run the command an approved approval holds. */
+  resume?: string;
+  onEvent?: (e: ExecEvent) => void;
+  signal?: AbortSignal;
+}
+
+/** What an approval keeps of a request, to run it later. */
+type StoredRequest = Omit<ExecRequest, 'stdin' | 'onEvent' | 'signal' | 'resume' | 'approvalWaitMs'>;
+
+export function quoteArgv(argv: readonly string[]): string {
+  return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)).join(' ');
+}
+
+/** A cwd given relative to the workspace or absolute under /workspace, as a vault path. */
+export function workspaceCwd(cwd: string | undefined): string {
+  if (cwd === undefined || cwd === '' || cwd === '.') return '/';
+  if (typeof cwd !== 'string') throw new CorralError('INVALID_ARGUMENT', 'cwd must be a string');
+  let rel = cwd;
+  if (cwd.startsWith('/')) {
+    if (cwd !== '/workspace' && !cwd.startsWith('/workspace/'))
+      throw new CorralError('INVALID_PATH', `the working directory must be inside the workspace: a relative path or one under /workspace, got '${cwd}'`, { cwd });
+    rel = cwd.slice('/workspace'.length);
+  }
+  try {
+    return normalizePath(rel);
+  } catch (e) {
+    throw new CorralError('INVALID_PATH', `the working directory escapes the workspace: '${cwd}'`, { cwd }, e);
+  }
+}
+
+function strictest(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined ? b : b === undefined ? a : Math.min(a, b);
+}
+
+function toPathChanges(changes: FileChange[], kind: FileChange['change']): PathChange[] {
+  return changes.filter((c) => c.change === kind).map((c) => ({ path: c.path, size: c.size, kind: c.kind }));
+}
+
+function decodeOutput(stdout: Buffer, stderr: Buffer): { stdout: string; stderr: string; encoding: 'utf8' | 'base64' } {
+  const dec = new TextDecoder('utf-8', { fatal: true });
+  try {
+    return { stdout: dec.decode(stdout), stderr: dec.decode(stderr), encoding: 'utf8' };
+  } catch {
+    return { stdout: stdout.toString('base64'), stderr: stderr.toString('base64'), encoding: 'base64' };
+  }
+}
+
+export interface ExecServiceDeps extends ServiceDeps {
+  checkouts: CheckoutService;
+  checkpoints: CheckpointService;
+  approvals: ApprovalService;
+  backends?: BackendRegistry;
+}
+
+export class ExecService {
+  private readonly store: CorralStore;
+  private readonly caller: Caller;
+  private readonly checkouts: CheckoutService;
+  private readonly checkpoints: CheckpointService;
+  private readonly approvals: ApprovalService;
+  readonly backends: BackendRegistry;
+  /** The warm checkouts' locks: shared by running overlay execs, exclusive to sync or commit. */
+  private readonly locks = new VaultLocks();
+  private cleaned = false;
+
+  constructor(deps: ExecServiceDeps) {
+    this.store = deps.store;
+    this.caller = deps.caller;
+    this.checkouts = deps.checkouts;
+    this.checkpoints = deps.checkpoints;
+    this.approvals = deps.approvals;
+    this.backends = deps.backends ?? new BackendRegistry().register(new HostBackend()).register(new NamespaceBackend());
+  }
+
+  /** Runs one command through the whole pipeline. Never throws for the command's own failure: the result says. */
+  async run(request: ExecRequest): Promise<ExecResult> {
+    const sm = new ExecStateMachine();
+    const id = `exec_${randomBytes(8).toString('hex')}`;
+    const result: ExecResult = {
+      kind: 'corral.exec.result',
+      version: 1,
+      id,
+      command: { argv: request.argv ?? [], shell: request.shell ?? null, cwd: '/workspace' },
+      vault: request.vault,
+      backend: null,
+      decision: null,
+      checkpoint: null,
+      status: 'failed',
+      exitCode: null,
+      signal: null,
+      timedOut: false,
+      oomKilled: false,
+      truncated: false,
+      stdout: '',
+      stderr: '',
+      encoding: 'utf8',
+      durationMs: 0,
+      stages: sm.stages,
+      usage: { peakMemoryBytes: null, cpuMs: 0, cpuUserMs: 0, cpuSystemMs: 0, readBytes: null, writtenBytes: null },
+      changes: null,
+      warnings: [],
+    };
+    let run: RunResult | undefined;
+    const releases: (() => void)[] = [];
+    try {
+      if (!this.cleaned) {
+        this.cleaned = true;
+        cleanupStaleScratch();
+      }
+      // validating
+      sm.to('validating');
+      let req: StoredRequest = request;
+      if (request.resume !== undefined) {
+        const approval = this.approvals.consume(request.resume);
+        req = approval.request as StoredRequest;
+        if (req.vault !== request.vault && request.vault !== '') result.warnings.push(`resumed approval ${approval.id} runs in vault '${req.vault}'`);
+        result.vault = req.vault;
+      }
+      const argv = this.validate(req);
+      const cwd = workspaceCwd(req.cwd);
+      result.command = { argv: req.argv ?? [], shell: req.shell ?? null, cwd: cwd === '/' ? '/workspace' : `/workspace${cwd}` };
+      const commandText = req.shell ?? quoteArgv(argv);
+
+      // resolving
+      sm.to('resolving');
+      const vault = this.store.getVault(req.vault);
+      const reader = new TreeReader(this.store.objects, this.store.headTree(vault.name));
+      const at = reader.mustLstat(cwd);
+      if (at.kind !== 'dir') throw new CorralError('NOT_A_DIRECTORY', `the working directory ${result.command.cwd} is not a directory in '${vault.name}'`, { cwd: result.command.cwd });
+      const policy = await loadPolicy(req.policy ?? 'workstation');
+      const { backend, capabilities } = await this.backends.select(req.backend ?? 'auto');
+      result.backend = backend.name;
+
+      // policy
+      sm.to('policy');
+      const decision: Decision = request.resume !== undefined ? { ...(this.approvals.get(request.resume).decision as unknown as Decision) } : evaluate(policy, { argv: req.argv, shell: req.shell, cwd, env: req.env ?? {}, network: req.network, readonly: req.readonly });
+      result.decision = { action: decision.action, categories: [...decision.categories], reason: decision.reason, rule: decision.rule } satisfies ExecDecision;
+      if (decision.action === 'deny') {
+        result.status = 'denied';
+        this.audit(result, commandText);
+        sm.to('completed');
+        return this.finish(result, sm);
+      }
+      if (decision.action === 'require_approval' && request.resume === undefined) {
+        const approval = this.approvals.create(vault.name, commandText, req as unknown as Record<string, unknown>, { ...decision });
+        const answered = request.approvalWaitMs ? await this.approvals.waitFor(approval.id, request.approvalWaitMs, request.signal) : approval;
+        if (answered.state === 'approved') {
+          this.approvals.consume(approval.id);
+        } else {
+          result.status = answered.state === 'pending' ? 'pending' : 'denied';
+          result.approval = { id: approval.id, expiresAt: new Date(approval.expiresAt).toISOString() };
+          if (answered.state === 'denied') result.decision = { ...result.decision, action: 'deny', reason: `a person denied it${answered.answerReason ? `: ${answered.answerReason}` : ''}`, rule: 'approval' };
+          this.audit(result, commandText);
+          sm.to('completed');
+          return this.finish(result, sm);
+        }
+      }
+      const readonly = Boolean(req.readonly || decision.constraints?.readonly);
+      const network = Boolean(req.network && decision.constraints?.network !== false);
+      const limits = this.mergeLimits(req.limits ?? {}, decision.limits);
+      const timeoutMs = strictest(req.timeoutMs ?? DEFAULT_TIMEOUT_MS, decision.limits?.timeoutMs) ?? DEFAULT_TIMEOUT_MS;
+
+      // baseline: the warm checkout at the head, held alone while it is synced
+      sm.to('baseline');
+      const overlay = capabilities.changeDetection === 'overlay';
+      const exclusive = await this.locks.exclusive(vault.name);
+      releases.push(exclusive.release);
+      const warm = this.checkouts.warm(vault.name);
+
+      if (decision.action === 'allow_with_checkpoint' && (req.checkpoint ?? 'auto') === 'auto' && !readonly) {
+        sm.to('checkpointing');
+        result.checkpoint = this.checkpoints.save(vault.name, undefined, `before: ${commandText.slice(0, 200)}`).name;
+      }
+      // Overlay execs only read the checkout (their lower layer): others may run beside them.
+      if (overlay) releases.push(exclusive.downgrade());
+
+      // mounting + executing (the backend times its own set-up)
+      sm.to('mounting');
+      const sandbox = await backend.create({ checkout: warm.dir, readonly: readonly && overlay, network, limits, bestEffort: Boolean(req.bestEffort) });
+      sm.to('executing');
+      const home = backend.name === 'namespace' ? '/workspace' : warm.dir;
+      run = await sandbox.exec({
+        argv,
+        cwd,
+        env: { PATH: DEFAULT_PATH, HOME: home, TERM: process.env.TERM && process.env.TERM !== 'dumb' ? process.env.TERM : 'xterm-256color', LANG: 'C.UTF-8', SHLVL: '1', CORRAL_VAULT: vault.name, ...req.env },
+        stdin: request.stdin,
+        timeoutMs,
+        graceMs: req.graceMs ?? DEFAULT_GRACE_MS,
+        outputCap: req.outputCap ?? DEFAULT_OUTPUT_CAP,
+        heartbeatMs: request.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+        limits: {},
+        onEvent: request.onEvent,
+        signal: request.signal,
+      });
+      sm.shift('executing', 'mounting', run.stages.mounting);
+      Object.assign(result, {
+        exitCode: run.exitCode,
+        signal: run.signal,
+        timedOut: run.timedOut,
+        oomKilled: run.oomKilled,
+        truncated: run.truncated,
+        ...decodeOutput(run.stdout, run.stderr),
+        usage: { peakMemoryBytes: run.usage.peakMemoryBytes, cpuMs: round(run.usage.cpuMs), cpuUserMs: round(run.usage.cpuUserMs), cpuSystemMs: round(run.usage.cpuSystemMs), readBytes: run.usage.readBytes, writtenBytes: run.usage.writtenBytes },
+      });
+      result.warnings.push(...run.warnings);
+
+      // summarizing: committing and syncing the checkout need it alone again
+      sm.to('summarizing');
+      if (overlay) {
+        releases.pop()!();
+        releases.push((await this.locks.exclusive(vault.name)).release);
+      }
+      const failed = run.timedOut || run.cancelled || run.exitCode !== 0;
+      const discard = readonly ? 'readonly' : run.cancelled ? 'cancelled' : failed && req.onFailure === 'discard' ? (run.timedOut ? 'timedOut' : 'failed') : undefined;
+      result.changes = this.summarize(vault.name, warm, run, discard, { execId: id, command: commandText });
+      result.status = 'completed';
+      this.audit(result, commandText);
+      sm.to('completed');
+      return this.finish(result, sm);
+    } catch (e) {
+      const err = toCorralError(e);
+      sm.to('cleaning_up');
+      sm.to('failed');
+      result.status = 'failed';
+      result.error = { code: err.code, message: err.message, details: err.details };
+      try {
+        this.audit(result, result.command.shell ?? quoteArgv(result.command.argv));
+      } catch {
+        // the failure is what the caller needs; a failed audit append changes nothing
+      }
+      return this.finish(result, sm);
+    } finally {
+      run?.upper?.release();
+      for (const release of releases.reverse()) release();
+    }
+  }
+
+  /** The same pipeline as an async iterator of output events, ending with the result. */
+  async *stream(request: Omit<ExecRequest, 'onEvent'>): AsyncGenerator<ExecEvent | { type: 'result'; result: ExecResult }> {
+    const queue: (ExecEvent | { type: 'result'; result: ExecResult })[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    const push = (e: ExecEvent | { type: 'result'; result: ExecResult }): void => {
+      queue.push(e);
+      wake?.();
+    };
+    const running = this.run({ ...request, onEvent: push }).then((result) => {
+      push({ type: 'result', result });
+      done = true;
+    });
+    for (;;) {
+      while (queue.length > 0) {
+        const e = queue.shift()!;
+        yield e;
+        if (e.type === 'result') {
+          await running;
+          return;
+        }
+      }
+      if (done && queue.length === 0) return;
+      await new Promise<void>((r) => (wake = r));
+      wake = undefined;
+    }
+  }
+
+  private validate(req: StoredRequest): string[] {
+    const hasArgv = req.argv !== undefined;
+    const hasShell = req.shell !== undefined;
+    if (hasArgv === hasShell) throw new CorralError('INVALID_ARGUMENT', 'give exactly one of a command (argv) or a shell string', {});
+    if (hasShell && (typeof req.shell !== 'string' || req.shell.trim() === '')) throw new CorralError('INVALID_ARGUMENT', 'the shell string is empty', {});
+    if (hasArgv && (!Array.isArray(req.argv) || req.argv.length === 0 || req.argv.some((a) => typeof a !== 'string')))
+      throw new CorralError('INVALID_ARGUMENT', 'argv must be a non-empty list of strings', {});
+    const argv = hasShell ? ['bash', '-c', req.shell!] : req.argv!;
+    if (argv.some((a) => a.includes('\0'))) throw new CorralError('INVALID_ARGUMENT', 'the command holds a NUL byte', {});
+    if (argv.reduce((n, a) => n + a.length, 0) > 1024 * 1024) throw new CorralError('INVALID_ARGUMENT', 'the command is longer than 1 MiB', {});
+    for (const [k, v] of Object.entries(req.env ?? {})) {
+      if (!ENV_NAME.test(k)) throw new CorralError('INVALID_ARGUMENT', `'${k.slice(0, 60)}' is not a valid environment variable name (letters, digits, '_')`, { name: k.slice(0, 60) });
+      if (typeof v !== 'string' || v.includes('\0')) throw new CorralError('INVALID_ARGUMENT', `the value of ${k} must be a string without NUL bytes`, { name: k });
+    }
+    for (const [name, v] of [['timeout', req.timeoutMs], ['grace', req.graceMs], ['output cap', req.outputCap]] as const)
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw new CorralError('INVALID_ARGUMENT', `${name} must be a whole number of ms/bytes, got ${v}`, {});
+    return argv;
+  }
+
+  private mergeLimits(requested: ResourceLimits, fromPolicy: PolicyLimits | undefined): ResourceLimits {
+    const out: ResourceLimits = { ...requested };
+    out.memoryBytes = strictest(requested.memoryBytes, fromPolicy?.memoryBytes);
+    out.pids = strictest(requested.pids, fromPolicy?.pids);
+    for (const k of Object.keys(out) as (keyof ResourceLimits)[]) if (out[k] === undefined) delete out[k];
+    for (const [k, v] of Object.entries(out))
+      if (!(Number.isSafeInteger(v) && v > 0)) throw new CorralError('INVALID_ARGUMENT', `the ${k} limit must be a positive whole number, got ${v}`, { limit: k });
+    return out;
+  }
+
+  /** Turns what the command did into one commit (or discards it) and brings the warm checkout to the result. Call holding the vault's lock alone. */
+  private summarize(vault: string, warm: { id: number; dir: string; base: string }, run: RunResult, discard: string | undefined, details: Record<string, unknown>): ExecChanges {
+    const set: FsChangeSet = run.upper ? readUpperChanges(run.upper.dir, warm.dir, new Set(run.upper.opaque)) : this.checkouts.scan(warm.id);
+    const skipped = set.skipped.length > 0 ? { skipped: set.skipped } : {};
+    if (discard !== undefined) {
+      // Host execs wrote into the checkout itself: put it back. Overlay execs only wrote to the upper.
+      if (!run.upper) this.checkouts.syncTo(warm.id, warm.base);
+      return { commit: null, added: [], modified: [], deleted: [], discarded: discard, ...skipped };
+    }
+    const { commit, changes } = this.checkouts.commitChanges(vault, set, { message: `exec: ${String(details.command).slice(0, 200)}`, op: 'exec.commit', origin: 'exec', details });
+    // An overlay's lower layer still matches its base: only the commit's changes are written. A host exec's
+    // directory already holds them; the scan refreshes its index.
+    if (commit) this.checkouts.syncTo(warm.id, commit.id, { scan: !run.upper });
+    return { commit: commit?.id ?? null, added: toPathChanges(changes, 'added'), modified: toPathChanges(changes, 'modified'), deleted: toPathChanges(changes, 'deleted'), ...skipped };
+  }
+
+  private audit(result: ExecResult, command: string): void {
+    const details = {
+      exec: result.id,
+      backend: result.backend,
+      decision: result.decision && { action: result.decision.action, rule: result.decision.rule, categories: result.decision.categories },
+      status: result.status,
+      exitCode: result.exitCode,
+      signal: result.signal,
+      timedOut: result.timedOut,
+      checkpoint: result.checkpoint,
+      approval: result.approval?.id ?? null,
+      commit: result.changes?.commit ?? null,
+    };
+    const vault = this.store.findVault(result.vault) ? result.vault : null;
+    if (result.error) {
+      this.store.audit.append({ actor: this.caller.actor, vault, op: 'exec', target: command.slice(0, 1000), details: { origin: this.caller.origin, ...details, message: result.error.message }, result: `error:${result.error.code}` });
+      return;
+    }
+    this.store.write(this.caller, vault, { op: 'exec', target: command.slice(0, 1000), details }, () => undefined);
+  }
+
+  private finish(result: ExecResult, sm: ExecStateMachine): ExecResult {
+    sm.finish();
+    result.durationMs = sm.elapsedMs();
+    return result;
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
