@@ -218,7 +218,8 @@ export class ExecService {
         }
       }
       const readonly = Boolean(req.readonly || decision.constraints?.readonly);
-      const network = Boolean(req.network && decision.constraints?.network !== false);
+      // The policy decides: network only when it allows it and the request asks for it or the command needs it.
+      const network = decision.constraints?.network ?? Boolean(req.network);
       const limits = this.mergeLimits(req.limits ?? {}, decision.limits);
       const timeoutMs = strictest(req.timeoutMs ?? DEFAULT_TIMEOUT_MS, decision.limits?.timeoutMs) ?? DEFAULT_TIMEOUT_MS;
 
