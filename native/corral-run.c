@@ -12,7 +12,8 @@
 //     status, rusage and the overlay's opaque directories on the status fd.
 //
 // Usage: corral-run [--cgroup-procs FILE]... [--overlay LOWER UPPER WORK MERGED] [--chdir DIR]
-//                   [--rlimit NAME=VALUE]... [--grace-ms N] [--status-fd N] -- ARGV...
+//                   [--rlimit NAME=VALUE]... [--grace-ms N] [--status-fd N] [--extra-fds N] -- ARGV...
+// The command keeps fds 0-2 and, with --extra-fds N, fds 4 .. 3+N; every other inherited fd is closed.
 // Status lines (fd given by --status-fd): "started PID", "exit CODE" | "signal NUM",
 // "rusage UTIME_US STIME_US MAXRSS_KB INBLOCK OUBLOCK", "opaque HEX(PATH)", "error TEXT".
 #define _GNU_SOURCE
@@ -32,6 +33,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +167,16 @@ static void report_opaque(const char *upper, const char *rel) {
   closedir(d);
 }
 
+// Closes every fd from 3 up except 4 .. 3+extra (the command's extra fds; 3 is the status fd).
+static void close_inherited(int extra) {
+  if (extra > 0) {
+    syscall(SYS_close_range, 3, 3, 0);
+    syscall(SYS_close_range, 4 + extra, ~0U, 0);
+  } else {
+    syscall(SYS_close_range, 3, ~0U, 0);
+  }
+}
+
 static int rlimit_resource(const char *name) {
   if (!strcmp(name, "NOFILE")) return RLIMIT_NOFILE;
   if (!strcmp(name, "FSIZE")) return RLIMIT_FSIZE;
@@ -206,6 +218,7 @@ int main(int argc, char **argv) {
   } limits[16];
   int nlimits = 0;
   long grace_ms = 2000;
+  int extra_fds = 0;
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -228,6 +241,8 @@ int main(int argc, char **argv) {
       limits[nlimits].res = rlimit_resource(name);
       limits[nlimits].value = (rlim_t)v;
       nlimits++;
+    } else if (!strcmp(a, "--extra-fds") && i + 1 < argc) {
+      extra_fds = atoi(argv[++i]);
     } else if (!strcmp(a, "--grace-ms") && i + 1 < argc) {
       grace_ms = atol(argv[++i]);
     } else if (!strcmp(a, "--status-fd") && i + 1 < argc) {
@@ -269,7 +284,10 @@ int main(int argc, char **argv) {
   if (child == 0) {
     sigprocmask(SIG_SETMASK, &old, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // Only stdio and the fds meant for the command (4 .. 3+extra_fds: bwrap's seccomp program) go
+    // through: any other descriptor this process inherited would reach into the host.
     if (status_fd >= 0) close(status_fd);
+    close_inherited(extra_fds);
     setsid();
     for (int k = 0; k < nlimits; k++) {
       struct rlimit rl = {limits[k].value, limits[k].value};

@@ -124,6 +124,10 @@ export function buildBwrapArgs(spec: BwrapSpec): string[] {
   if (spec.network) for (const f of ETC_NETWORK_FILES) args.push('--ro-bind-try', f, f);
   for (const p of spec.extraReadOnly ?? []) args.push('--ro-bind-try', p, p);
   args.push('--proc', '/proc');
+  // Sysctl writes are gated on the host uid being 0, not on capabilities: when Corral runs as root
+  // the sandbox is host uid 0 (no caps) and could set kernel.core_pattern or kernel.modprobe (host
+  // code execution). bwrap covers /proc/sys only when the directory itself passes access(W_OK).
+  args.push('--ro-bind-try', '/proc/sys', '/proc/sys');
   args.push('--dev', '/dev');
   const size = String(spec.tmpSizeBytes);
   args.push('--size', size, '--tmpfs', '/dev/shm');

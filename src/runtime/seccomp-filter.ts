@@ -59,7 +59,7 @@ export const SYSCALLS: Record<SeccompArch, Record<string, number>> = {
     name_to_handle_at: 303, open_by_handle_at: 304, clock_adjtime: 305, setns: 308, process_vm_readv: 310,
     process_vm_writev: 311, finit_module: 313, kexec_file_load: 320, bpf: 321, userfaultfd: 323,
     open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, clone3: 435,
-    mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
+    io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
   },
   arm64: {
     lookup_dcookie: 18, ioctl: 29, umount2: 39, mount: 40, pivot_root: 41, nfsservctl: 42, vhangup: 58, quotactl: 60,
@@ -68,7 +68,7 @@ export const SYSCALLS: Record<SeccompArch, Record<string, number>> = {
     clone: 220, swapon: 224, swapoff: 225, perf_event_open: 241, name_to_handle_at: 264, open_by_handle_at: 265,
     clock_adjtime: 266, setns: 268, process_vm_readv: 270, process_vm_writev: 271, finit_module: 273, bpf: 280,
     userfaultfd: 282, kexec_file_load: 294, open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432,
-    fspick: 433, clone3: 435, mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
+    fspick: 433, clone3: 435, io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
   },
 };
 
@@ -80,6 +80,8 @@ const ALWAYS_DENIED = [
   'fsconfig', 'fspick', 'move_mount', 'open_tree', 'open_tree_attr', 'mount_setattr', 'acct', 'settimeofday',
   'clock_settime', 'clock_adjtime', 'adjtimex', 'iopl', 'ioperm', 'lookup_dcookie', 'quotactl', 'quotactl_fd',
   'nfsservctl', 'syslog', 'vhangup', 'uselib',
+  // io_uring bypasses seccomp for the operations it queues, and has been a steady source of kernel bugs.
+  'io_uring_setup', 'io_uring_enter', 'io_uring_register',
 ];
 
 export interface DeniedSyscall {

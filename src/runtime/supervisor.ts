@@ -74,7 +74,7 @@ export function supervisorAvailable(): boolean {
 }
 
 export function supervisorArgs(spec: SupervisedSpec): string[] {
-  const args: string[] = ['--status-fd', '3', '--grace-ms', String(Math.max(0, Math.round(spec.graceMs)))];
+  const args: string[] = ['--status-fd', '3', '--grace-ms', String(Math.max(0, Math.round(spec.graceMs))), '--extra-fds', String(spec.extraFds?.length ?? 0)];
   for (const f of spec.cgroupProcs ?? []) args.push('--cgroup-procs', f);
   if (spec.overlay) args.push('--overlay', spec.overlay.lower, spec.overlay.upper, spec.overlay.work, spec.overlay.merged);
   if (spec.chdir) args.push('--chdir', spec.chdir);

@@ -1,3 +1,4 @@
+import { SCHEMA_VERSION } from '../../src/store/database.ts';
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { DatabaseSync } from 'node:sqlite';
@@ -479,7 +480,7 @@ describe('search', () => {
       PRAGMA user_version = 1;`);
     old.close();
     const reopened = openCorral(home);
-    assert.equal(reopened.store.db.get<{ user_version: number }>('PRAGMA user_version')!.user_version, 2);
+    assert.equal(reopened.store.db.get<{ user_version: number }>('PRAGMA user_version')!.user_version, SCHEMA_VERSION);
     assert.equal(reopened.store.db.get("SELECT 1 AS x FROM sqlite_schema WHERE name = 'fts_docs'"), undefined);
     assert.equal(reopened.store.getSetting('fts_generation'), undefined);
     const r = reopened.search.search('v', 'quince');
