@@ -11,14 +11,15 @@ import { walkTree } from '../../src/store/tree-diff.ts';
 import { openCorral, tempDir } from '../helpers.ts';
 
 const backends = ['namespace', 'host'] as const;
+const text = (s: string) => new TextEncoder().encode(s);
 
 function setup() {
   const corral = openCorral();
   corral.vaults.create('v');
-  corral.files.write('v', '/keep.txt', 'keep\n');
-  corral.files.write('v', '/edit.txt', 'old\n');
-  corral.files.write('v', '/gone.txt', 'bye\n');
-  corral.files.write('v', '/src/main.c', 'int main(){}\n');
+  corral.files.write('v', '/keep.txt', text('keep\n'));
+  corral.files.write('v', '/edit.txt', text('old\n'));
+  corral.files.write('v', '/gone.txt', text('bye\n'));
+  corral.files.write('v', '/src/main.c', text('int main(){}\n'));
   return corral;
 }
 
@@ -63,7 +64,7 @@ for (const backend of backends) {
   test(`${backend}: the warm checkout follows changes made outside execs`, async () => {
     const corral = setup();
     await corral.exec.run({ vault: 'v', backend, policy: 'permissive', argv: ['true'] });
-    corral.files.write('v', '/keep.txt', 'edited by the API\n');
+    corral.files.write('v', '/keep.txt', text('edited by the API\n'));
     corral.files.rm('v', '/gone.txt');
     const r = await corral.exec.run({ vault: 'v', backend, policy: 'permissive', shell: 'cat keep.txt; ls' });
     assert.equal(r.stdout, 'edited by the API\nedit.txt\nkeep.txt\nsrc\n');
