@@ -1,7 +1,8 @@
 // The `namespace` backend: bubblewrap with new user, pid, ipc, uts, cgroup, mount and network
 // namespaces, a read-only system-only root, the seccomp filter, and the workspace as an overlay
 // whose upper directory is exactly what the command changed (ARCHITECTURE.md §3).
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Backend, Capabilities, ExecSpec, Sandbox, SandboxSpec } from './backend.ts';
 import { buildBwrapArgs, SANDBOX_WORKSPACE } from './bwrap-args.ts';
@@ -9,7 +10,7 @@ import { detectCgroups, type CgroupLayout } from './cgroups.ts';
 import { cgroupLimits } from './host-backend.ts';
 import { buildSeccompFilter } from './seccomp-filter.ts';
 import { SupervisedSandbox, type Launch } from './supervised-sandbox.ts';
-import { runSupervised, scratchRoot, supervisorAvailable } from './supervisor.ts';
+import { runSupervised, scratchRoot, supervisorAvailable, supervisorPath } from './supervisor.ts';
 
 export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
 /** bwrap gets the seccomp program on this fd (the supervisor's first extra fd). */
@@ -72,7 +73,7 @@ export class NamespaceBackend implements Backend {
       let reason: string | undefined;
       if (!supervisorAvailable()) reason = 'the exec supervisor tools/bin/corral-run is missing: run make setup (needs gcc)';
       else if (!bwrap) reason = 'bubblewrap is not installed: apt-get install bubblewrap';
-      else reason = await trySandbox(bwrap, seccomp);
+      else reason = await cachedTry(bwrap, seccomp);
       const cg = cgroupLimits(cgroups);
       const caps: Capabilities = {
         backend: 'namespace',
@@ -107,6 +108,32 @@ export class NamespaceBackend implements Backend {
     const { caps, cgroups, bwrap, seccomp } = await this.inspect();
     return new NamespaceSandbox(spec, caps, cgroups, bwrap ?? 'bwrap', seccomp);
   }
+}
+
+/**
+ * trySandbox, remembered on tmpfs (gone at reboot) for as long as bwrap, the supervisor, the kernel
+ * and the uid stay the same: each CLI call would otherwise pay for a trial sandbox.
+ */
+async function cachedTry(bwrap: string, seccomp: Buffer): Promise<string | undefined> {
+  const stamp = (p: string): string => {
+    const st = statSync(p);
+    return `${st.size}:${st.mtimeMs}`;
+  };
+  const key = JSON.stringify([bwrap, stamp(bwrap), supervisorPath(), stamp(supervisorPath()), release(), process.getuid?.()]);
+  const file = join(scratchRoot(), 'namespace-probe.json');
+  try {
+    const cached = JSON.parse(readFileSync(file, 'utf8')) as { key: string; ok: boolean };
+    if (cached.key === key && cached.ok) return undefined;
+  } catch {
+    // no cache yet
+  }
+  const reason = await trySandbox(bwrap, seccomp);
+  if (reason === undefined) {
+    const tmp = `${file}.${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ key, ok: true }));
+    renameSync(tmp, file);
+  }
+  return reason;
 }
 
 /** A real try: an overlay mounted in a user namespace with bwrap and the seccomp filter on top. Undefined when it works. */

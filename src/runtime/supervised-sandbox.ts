@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { CorralError } from '../protocol/errors.ts';
 import type { BackendName, Capabilities, ExecSpec, ResourceLimits, RunResult, Sandbox, SandboxSpec } from './backend.ts';
 import { unenforceable } from './backend.ts';
-import { CgroupSet, type CgroupLayout } from './cgroups.ts';
+import { CgroupSet, cleanupStaleCgroups, detectCgroups, pidAlive, type CgroupLayout } from './cgroups.ts';
 import { runSupervised, scratchRoot, type RlimitName, type SupervisedSpec } from './supervisor.ts';
 
 /** How a backend turns an exec into the supervisor's command line. */
@@ -18,15 +18,6 @@ export interface Launch {
   extraFds?: Buffer[];
   /** The overlay upper directory the command's writes land in. */
   upperDir?: string;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Scratch directories are named x-<owner pid>-<random>: the next run removes those of dead owners. */
@@ -40,12 +31,24 @@ export function cleanupStaleScratch(root = scratchRoot()): number {
   }
   for (const n of names) {
     const m = /^x-(\d+)-/.exec(n);
-    if (m && !isAlive(Number(m[1]))) {
+    if (m && !pidAlive(Number(m[1]))) {
       rmSync(join(root, n), { recursive: true, force: true });
       removed++;
     }
   }
   return removed;
+}
+
+/** What a crashed Corral left behind: its scratch directories and its cgroups (mounts die with their namespaces). */
+export function cleanupStaleResources(): { scratch: number; cgroups: number } {
+  const scratch = cleanupStaleScratch();
+  let cgroups = 0;
+  try {
+    cgroups = cleanupStaleCgroups(detectCgroups(), pidAlive);
+  } catch {
+    // no cgroups here, or not ours to clean
+  }
+  return { scratch, cgroups };
 }
 
 function rlimitsFor(limits: ResourceLimits): Partial<Record<RlimitName, number>> {
@@ -192,9 +195,10 @@ export abstract class SupervisedSandbox implements Sandbox {
     }
   }
 
+  /** Signals every process of the running execs but their supervisors (which must stay able to time out and reap). */
   private signalAll(sig: NodeJS.Signals): void {
     for (const [pid, group] of this.running) {
-      const pids = group ? group.pids() : [pid, ...processTree(pid)];
+      const pids = (group ? group.pids() : processTree(pid)).filter((p) => p !== pid);
       for (const p of pids) {
         try {
           process.kill(p, sig);
@@ -235,6 +239,7 @@ export abstract class SupervisedSandbox implements Sandbox {
 
   async destroy(): Promise<void> {
     this.destroyed = true;
+    this.signalAll('SIGCONT');
     this.signalAll('SIGKILL');
   }
 }

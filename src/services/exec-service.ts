@@ -13,7 +13,7 @@ import type { Decision, PolicyLimits } from '../policy/policy-types.ts';
 import { BackendRegistry, type BackendName, type ResourceLimits, type RunResult } from '../runtime/backend.ts';
 import { HostBackend } from '../runtime/host-backend.ts';
 import { NamespaceBackend } from '../runtime/namespace-backend.ts';
-import { cleanupStaleScratch } from '../runtime/supervised-sandbox.ts';
+import { cleanupStaleResources } from '../runtime/supervised-sandbox.ts';
 import type { ExecEvent, StdinSource } from '../runtime/supervisor.ts';
 import { readUpperChanges } from '../runtime/overlay-changes.ts';
 import type { FsChangeSet } from '../runtime/fs-changes.ts';
@@ -167,7 +167,7 @@ export class ExecService {
     try {
       if (!this.cleaned) {
         this.cleaned = true;
-        cleanupStaleScratch();
+        cleanupStaleResources();
       }
       // validating
       sm.to('validating');

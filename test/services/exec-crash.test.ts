@@ -1,0 +1,80 @@
+// Corral itself crashes (SIGKILL) in the middle of an exec: the command's whole tree still dies,
+// and the next run removes what the dead one left (scratch directories, cgroups).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CLI, ROOT, corral, tempDir } from '../helpers.ts';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(what: string, check: () => boolean, ms = 8000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+for (const backend of ['host', 'namespace'] as const)
+  test(`${backend}: a SIGKILLed Corral takes its exec's whole tree down; the next run cleans up`, async () => {
+    const home = tempDir();
+    const scratch = tempDir('corral-scratch-');
+    const env = { CORRAL_SCRATCH: scratch };
+    assert.equal(corral(home, ['vault', 'create', 'v'], { env }).code, 0);
+    // The detached grandchild ignores SIGTERM; it is found on the host by the name it runs under.
+    const tag = `corral-crash-${process.pid}-${backend}`;
+    const script = `setsid bash -c 'trap "" TERM; exec -a ${tag} sleep 1000' & echo ready; sleep 1000`;
+    const child = spawn(CLI, ['--vault', 'v', 'exec', '--backend', backend, '--policy', 'permissive', '--grace', '300ms', '--shell', script], {
+      cwd: ROOT,
+      env: { ...process.env, CORRAL_HOME: home, CORRAL_VAULT: '', NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    await waitFor('the command to start', () => out.includes('ready'));
+    const grandchildren = (): number[] =>
+      readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith(tag);
+          } catch {
+            return false;
+          }
+        })
+        .map(Number);
+    await waitFor('the detached grandchild', () => grandchildren().length === 1);
+    const [gpid] = grandchildren();
+    assert.ok(readdirSync(scratch).some((n) => n.startsWith(`x-${child.pid}-`)) || backend === 'host', 'the exec has a scratch dir');
+    process.kill(child.pid!, 'SIGKILL');
+    await waitFor('the grandchild to die', () => !alive(gpid!));
+    // The next run removes the dead run's scratch directories and cgroups.
+    const r = corral(home, ['--vault', 'v', 'exec', '--backend', backend, '--policy', 'permissive', '--', 'true'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(readdirSync(scratch).filter((n) => n.startsWith(`x-${child.pid}-`)), []);
+    const stale = ['memory', 'pids'].flatMap((c) => {
+      const dir = `/sys/fs/cgroup/${c}`;
+      if (!existsSync(dir)) return [];
+      const found: string[] = [];
+      const walk = (d: string, depth: number): void => {
+        if (depth > 6) return;
+        for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) {
+          if (e.name.startsWith(`${child.pid}-`)) found.push(join(d, e.name));
+          walk(join(d, e.name), depth + 1);
+        }
+      };
+      walk(dir, 0);
+      return found;
+    });
+    assert.deepEqual(stale, [], 'no cgroup of the dead run is left');
+  });
