@@ -135,7 +135,7 @@ export abstract class SupervisedSandbox implements Sandbox {
       const launch = this.launch(exec, scratch);
       const mounting = performance.now() - t0;
       const t1 = performance.now();
-      let pid = 0;
+      let supervisor = 0;
       const r = await runSupervised({
         argv: launch.argv,
         env: exec.env,
@@ -152,13 +152,13 @@ export abstract class SupervisedSandbox implements Sandbox {
         signal: exec.signal,
         onEvent: (e) => {
           if (e.type === 'started') {
-            pid = e.pid;
-            this.running.set(pid, group);
+            supervisor = e.supervisorPid;
+            this.running.set(supervisor, group);
           }
           exec.onEvent?.(e);
         },
       });
-      this.running.delete(pid);
+      this.running.delete(supervisor);
       const cg = group?.usage();
       group?.killAll();
       const stdout = r.stdout.bytes();
@@ -197,8 +197,8 @@ export abstract class SupervisedSandbox implements Sandbox {
 
   /** Signals every process of the running execs but their supervisors (which must stay able to time out and reap). */
   private signalAll(sig: NodeJS.Signals): void {
-    for (const [pid, group] of this.running) {
-      const pids = (group ? group.pids() : processTree(pid)).filter((p) => p !== pid);
+    for (const [supervisor, group] of this.running) {
+      const pids = (group ? group.pids() : processTree(supervisor)).filter((p) => p !== supervisor);
       for (const p of pids) {
         try {
           process.kill(p, sig);
@@ -222,8 +222,8 @@ export abstract class SupervisedSandbox implements Sandbox {
     let cpuMs = 0;
     let rssBytes = 0;
     const tick = 100; // USER_HZ on Linux
-    for (const [pid] of this.running)
-      for (const p of [pid, ...processTree(pid)]) {
+    for (const [supervisor] of this.running)
+      for (const p of processTree(supervisor)) {
         try {
           const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
           const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

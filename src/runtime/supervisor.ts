@@ -12,7 +12,8 @@ import { OutputCapture } from './output-capture.ts';
 export type RlimitName = 'NOFILE' | 'FSIZE' | 'CORE' | 'NPROC' | 'AS' | 'CPU';
 
 export type ExecEvent =
-  | { type: 'started'; pid: number }
+  /** pid: the command's top process (bwrap for the namespace backend); supervisorPid: corral-run's. */
+  | { type: 'started'; pid: number; supervisorPid: number }
   | { type: 'stdout'; data: Buffer }
   | { type: 'stderr'; data: Buffer }
   | { type: 'heartbeat'; elapsedMs: number }
@@ -138,7 +139,7 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
     statusPipe.on('data', (text: string) => {
       status += text;
       const started = /^started (\d+)$/m.exec(text);
-      if (started) emit({ type: 'started', pid: Number(started[1]) });
+      if (started) emit({ type: 'started', pid: Number(started[1]), supervisorPid: child.pid! });
     });
     extra.forEach((data, i) => {
       const pipe = child.stdio[4 + i] as NodeJS.WritableStream & { on: (e: string, f: () => void) => void };
