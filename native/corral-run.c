@@ -129,12 +129,6 @@ static void on_term(int sig) {
   term_requested = 1;
 }
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !term_requested) {
-  }
-}
-
 static long now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -344,13 +338,17 @@ int main(int argc, char **argv) {
     if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) term_requested = 1;
   }
 
-  // The command is over: nothing it started may outlive it.
-  for (int round = 0; round < 100; round++) {
-    int left = signal_tree(SIGKILL);
-    int st, dummy = 0;
-    while (waitpid(-1, &st, WNOHANG) > 0) dummy++;
-    if (left == 0) break;
-    sleep_ms(5);
+  // The command is over: nothing it started may outlive it. Wait on SIGCHLD, not a fixed sleep:
+  // a pid namespace's init is reparented here and dies a moment after bwrap.
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  for (int round = 0; round < 5000; round++) {
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+    if (signal_tree(SIGKILL) == 0) break;
+    struct timespec ts = {0, 2000000L};
+    sigtimedwait(&chld, NULL, &ts);
   }
   while (waitpid(-1, NULL, WNOHANG) > 0) {
   }

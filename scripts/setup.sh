@@ -35,7 +35,9 @@ fi
 if [ ! -x tools/bin/corral-run ] || [ native/corral-run.c -nt tools/bin/corral-run ]; then
   if command -v cc >/dev/null 2>&1; then
     echo "setup: building tools/bin/corral-run" >&2
-    cc -O2 -Wall -o tools/bin/corral-run.tmp native/corral-run.c && mv tools/bin/corral-run.tmp tools/bin/corral-run
+    # Static when libc.a is there: one exec per command is the supervisor's whole cost, and a static one is cheaper.
+    { cc -O2 -Wall -static -o tools/bin/corral-run.tmp native/corral-run.c 2>/dev/null || cc -O2 -Wall -o tools/bin/corral-run.tmp native/corral-run.c; } \
+      && mv tools/bin/corral-run.tmp tools/bin/corral-run
   else
     echo "setup: no C compiler (apt-get install gcc): execs are unavailable until tools/bin/corral-run is built" >&2
   fi
