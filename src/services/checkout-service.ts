@@ -361,11 +361,14 @@ export class CheckoutService {
     const row = this.rowById(checkoutId);
     const target = this.store.getCommit(commit);
     const base = this.store.getCommit(row.base);
-    const index = this.loadIndex(row.id);
+    // Without a scan the index is left as it is: the entries of files rewritten here no longer match
+    // their stat (ctime always moves), so the next scan re-hashes them. That keeps the index exact
+    // without rewriting it whole, which would make an overlay exec's sync O(files).
+    const index = options.scan === false ? undefined : this.loadIndex(row.id);
     const paths = deltaPaths(structuralDiff(this.objects, base.tree, target.tree));
-    let known = index.entries;
+    let known = index?.entries ?? new Map<string, IndexEntry>();
     if (options.scan !== false) {
-      const scan = scanDir(row.dir, index, this.objects, base.tree);
+      const scan = scanDir(row.dir, index!, this.objects, base.tree);
       known = scan.observed;
       for (const c of scan.changes) {
         const full = c.op !== 'dir' || lookup(this.objects, base.tree, c.path)?.kind !== 'dir';
@@ -377,7 +380,7 @@ export class CheckoutService {
     this.store.write(this.caller, row.vault, { op: 'checkout.sync', target: row.dir, details: { from: base.id, to: target.id } }, () =>
       this.store.db.run('UPDATE checkouts SET base = ?, updated_at = ? WHERE id = ?', target.id, this.store.now(), row.id),
     );
-    saveIndex(this.indexPath(row.id), { tree: target.tree, entries });
+    if (index) saveIndex(this.indexPath(row.id), { tree: target.tree, entries });
   }
 
   // ---- internals ----------------------------------------------------------------------------
