@@ -330,3 +330,16 @@ test('scratch directories left by a dead process are removed', () => {
   assert.equal(existsSync(join(root, 'x-999999999-abc')), false);
   assert.equal(existsSync(join(root, `x-${process.pid}-live`)), true);
 });
+
+test('switching backends on one vault: the host scan after overlay execs finds exactly its own changes', async () => {
+  const corral = setup();
+  await corral.exec.run({ vault: 'v', backend: 'host', policy: 'permissive', argv: ['true'] });
+  const a = await corral.exec.run({ vault: 'v', backend: 'namespace', policy: 'permissive', shell: 'echo 1 > edit.txt; echo n > ns.txt; rm gone.txt' });
+  assert.equal(a.changes?.added.length, 1);
+  const b = await corral.exec.run({ vault: 'v', backend: 'host', policy: 'permissive', shell: 'echo h > host.txt' });
+  assert.deepEqual(b.changes?.added.map((c) => c.path), ['/host.txt']);
+  assert.deepEqual(b.changes?.modified, []);
+  assert.deepEqual(b.changes?.deleted, []);
+  const c = await corral.exec.run({ vault: 'v', backend: 'host', policy: 'permissive', shell: 'echo 2 > edit.txt' });
+  assert.deepEqual(c.changes?.modified.map((x) => x.path), ['/edit.txt']);
+});
