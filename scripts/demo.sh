@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: Corral's main job on its embedded SQLite default, narrated. An agent's workspace is
-# created, a project imported, checkpointed, changed, diffed and restored.
+# created, a project imported, checkpointed, changed, diffed and restored; then the agent's
+# commands run through the execution boundary: policy, sandbox, change summary, approvals.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CORRAL_HOME="${CORRAL_HOME:-$PWD/.corral-demo}"
@@ -9,7 +10,9 @@ corral() { ./bin/corral "$@"; }
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' dim=$'\033[2m' off=$'\033[0m'; else bold='' dim='' off=''; fi
 step() { printf '\n%s▶ %s%s\n' "$bold" "$*" "$off"; }
 say() { printf '%s$ %s%s\n' "$dim" "$*" "$off"; }
-show() { say "corral $*"; corral "$@"; }
+# Prints a command as it would be typed: arguments with spaces or shell characters in single quotes.
+quoted() { local out='' a; for a in "$@"; do if [[ "$a" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then out+="$a "; else out+="'${a//\'/\'\\\'\'}' "; fi; done; printf '%s' "${out% }"; }
+show() { say "corral $(quoted "$@")"; corral "$@"; }
 
 echo "Corral demo: a versioned workspace for an agent, in SQLite at $CORRAL_HOME/corral.db"
 
@@ -46,6 +49,24 @@ step "Roll the agent's work back to the checkpoint"
 show checkpoint restore before-agent
 show diff before-agent HEAD
 show cat /scripts/build.sh
+
+step "What this machine offers for sandboxing"
+show doctor
+
+step "The agent runs commands through the execution boundary (policy → sandbox → change summary → one commit)"
+show exec -- ls -la
+show exec --shell 'echo "- [ ] ship it" >> todo.txt; mkdir -p build && cp src/*.js build/'
+show exec --json --readonly -- cat todo.txt
+
+step "The policy refuses what it must, and asks a person for what it should"
+show exec --shell 'cat /etc/shadow' || echo "(exit $?: denied, the command did not run)"
+show exec --shell 'curl -s https://example.com -o page.html' || echo "(exit $?: pending approval)"
+show approvals list
+id=$(corral approvals list --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).approvals[0].id))')
+show approvals deny "$id" --reason "no downloads in the demo"
+
+step "A runaway command is killed with its whole process tree"
+show exec --timeout 1s --shell 'sleep 60 & sleep 60' || echo "(exit $?: timed out, as timeout(1) says)"
 
 step "Everything above is in the hash-chained audit log"
 show audit -n 8
