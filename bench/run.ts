@@ -14,7 +14,8 @@ import { transferBench } from './transfer-bench.ts';
 import { agentfsBench } from './agentfs-bench.ts';
 import { execBench } from './exec-bench.ts';
 
-const benches: Bench[] = [storeBench, mixedBench, scaleBench, transferBench, agentfsBench, execBench];
+// exec first: spawning gets slower as this process grows (see docs/benchmarks.md), and its rows time spawns.
+const benches: Bench[] = [execBench, storeBench, mixedBench, scaleBench, transferBench, agentfsBench];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
 const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
