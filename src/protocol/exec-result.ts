@@ -23,8 +23,10 @@ export interface ExecChanges {
   added: PathChange[];
   modified: PathChange[];
   deleted: PathChange[];
-  /** Why the changes were not committed, when they were not: readonly, failed, timedOut, cancelled. */
+  /** Why the changes were not committed, when they were not: readonly, failed, timedOut, cancelled, conflict. */
   discarded?: string;
+  /** With discarded 'conflict': the paths the vault changed meanwhile that this command changed too. */
+  conflicts?: string[];
   /** Entries the vault cannot hold (fifos, sockets, devices), left out. */
   skipped?: { path: string; reason: string }[];
 }

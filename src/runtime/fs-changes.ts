@@ -85,7 +85,8 @@ export function applyFsChanges(editor: TreeEditor, set: FsChangeSet, maxFileSize
       const scanned = c.dev !== undefined && c.ino !== undefined ? { dev: c.dev, ino: c.ino } : undefined;
       const data = readHostFile(c.hostPath, path, c.size, scanned, maxFileSize);
       checkFileSize(path, data.length, maxFileSize);
-      entry = { kind: 'file', mode: c.mode & 0o7777, hash: sha256(data), size: data.length, mtime: editor.mtime };
+      // No setuid, setgid or sticky bits from a command: a vault never carries privilege out of a sandbox.
+      entry = { kind: 'file', mode: c.mode & 0o777, hash: sha256(data), size: data.length, mtime: editor.mtime };
       if (!same(entry, before(path)) && !same(entry, editor.lstat(path))) objects.putBlob(data);
     }
     const cur = editor.lstat(path);

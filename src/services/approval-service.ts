@@ -134,6 +134,11 @@ export class ApprovalService {
     const current = this.get(id);
     return this.store.write(this.caller, current.vault, { op: 'approval.use', target: id }, () => {
       const a = this.get(id);
+      if (a.state === 'approved' && a.expiresAt <= this.store.now()) {
+        // An approval is for now, not forever: an approved one unused by its deadline expires too.
+        this.store.db.run("UPDATE approvals SET state = 'expired' WHERE id = ?", id);
+        throw new CorralError('APPROVAL_NOT_PENDING', `approval ${id} expired before it was used: run the command again to ask anew`, { id, state: 'expired' });
+      }
       if (a.state !== 'approved')
         throw new CorralError('APPROVAL_NOT_PENDING', a.state === 'pending' ? `approval ${id} is still pending: a person must approve it first (corral approvals approve ${id})` : `approval ${id} is ${a.state}: it cannot run a command`, { id, state: a.state });
       this.store.db.run("UPDATE approvals SET state = 'used' WHERE id = ?", id);

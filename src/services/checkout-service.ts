@@ -477,7 +477,8 @@ export class CheckoutService {
 
   private writeEntry(host: string, p: string, e: Entry, parent: HostDir, written: [string, Entry][]): void {
     if (e.kind === 'file') {
-      writeHostFile(host, this.objects.getBlob(e.hash), e.mode & 0o7777, e.mtime, false, parent);
+      // A checkout never holds a setuid or setgid file, whatever the vault says (as root it would be a real one).
+      writeHostFile(host, this.objects.getBlob(e.hash), e.mode & 0o777, e.mtime, false, parent);
       written.push([p, e]);
     } else if (e.kind === 'symlink') {
       writeHostLink(host, decoder.decode(this.objects.getBlob(e.hash)), e.mtime, false, parent);

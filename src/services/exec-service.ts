@@ -8,6 +8,7 @@ import type { ExecChanges, ExecDecision, ExecResult, PathChange } from '../proto
 import { normalizePath } from '../protocol/paths.ts';
 import type { Caller, CorralStore } from '../store/corral-store.ts';
 import { TreeReader } from '../store/tree-reader.ts';
+import { diffTrees } from '../store/tree-diff.ts';
 import { loadPolicy, evaluate } from '../policy/policy-engine.ts';
 import type { Decision, PolicyLimits } from '../policy/policy-types.ts';
 import { BackendRegistry, type BackendName, type ResourceLimits, type RunResult } from '../runtime/backend.ts';
@@ -186,9 +187,10 @@ export class ExecService {
       }
       let req: StoredRequest = request;
       if (request.resume !== undefined) {
-        const approval = this.approvals.consume(request.resume);
-        req = approval.request as StoredRequest;
-        if (req.vault !== request.vault && request.vault !== '') result.warnings.push(`resumed approval ${approval.id} runs in vault '${req.vault}'`);
+        const stored = this.approvals.get(request.resume);
+        if (request.vault !== '' && stored.vault !== request.vault)
+          throw new CorralError('INVALID_ARGUMENT', `approval ${stored.id} is for vault '${stored.vault}', not '${request.vault}': resume it without --vault or with --vault ${stored.vault}`, { approval: stored.id, vault: stored.vault });
+        req = this.approvals.consume(request.resume).request as StoredRequest;
         result.vault = req.vault;
       }
       const argv = this.validate(req);
@@ -231,8 +233,12 @@ export class ExecService {
         }
       }
       const readonly = Boolean(req.readonly || decision.constraints?.readonly);
-      // The policy decides: network only when it allows it and the request asks for it or the command needs it.
-      const network = decision.constraints?.network ?? Boolean(req.network);
+      // Network only when the caller asks for it and the policy allows it; a command that needs it is told.
+      const network = Boolean(req.network) && decision.constraints?.network !== false;
+      if (!network && decision.categories.includes('networked'))
+        result.warnings.push(req.network ? 'this command uses the network, which the policy keeps off' : 'this command uses the network, which is off: ask for it with --network (the policy must allow it)');
+      if ((req.backend ?? 'auto') === 'auto' && backend.name === 'host')
+        result.warnings.push('auto picked the host backend: the command is not isolated (corral doctor says why the namespace backend is unavailable)');
       const limits = this.mergeLimits(req.limits ?? {}, decision.limits);
       const timeoutMs = strictest(req.timeoutMs ?? DEFAULT_TIMEOUT_MS, decision.limits?.timeoutMs) ?? DEFAULT_TIMEOUT_MS;
 
@@ -259,7 +265,8 @@ export class ExecService {
         argv,
         cwd,
         env: { PATH: DEFAULT_PATH, HOME: home, TERM: process.env.TERM && process.env.TERM !== 'dumb' ? process.env.TERM : 'xterm-256color', LANG: 'C.UTF-8', SHLVL: '1', CORRAL_VAULT: vault.name, ...req.env },
-        stdin: request.stdin,
+        // A resumed command runs without input: what was approved is the command, not whatever stdin brings now.
+        stdin: request.resume === undefined ? request.stdin : undefined,
         timeoutMs,
         graceMs: req.graceMs ?? DEFAULT_GRACE_MS,
         outputCap: req.outputCap ?? DEFAULT_OUTPUT_CAP,
@@ -288,7 +295,8 @@ export class ExecService {
       }
       const failed = run.timedOut || run.cancelled || run.exitCode !== 0;
       const discard = readonly ? 'readonly' : run.cancelled ? 'cancelled' : failed && req.onFailure === 'discard' ? (run.timedOut ? 'timedOut' : 'failed') : undefined;
-      result.changes = this.summarize(vault.name, warm, run, discard, { execId: id, command: commandText });
+      result.changes = this.summarize(vault.name, warm, run, discard, overlay, { execId: id, command: commandText });
+      if (result.changes.conflicts) result.warnings.push(`not committed: the vault changed meanwhile at ${result.changes.conflicts.slice(0, 5).join(', ')}${result.changes.conflicts.length > 5 ? '…' : ''}; run the command again`);
       result.status = 'completed';
       this.audit(result, commandText);
       sm.to('completed');
@@ -369,7 +377,9 @@ export class ExecService {
   }
 
   /** Turns what the command did into one commit (or discards it) and brings the warm checkout to the result. Call holding the vault's lock alone. */
-  private summarize(vault: string, warm: { id: number; dir: string; base: string }, run: RunResult, discard: string | undefined, details: Record<string, unknown>): ExecChanges {
+  private summarize(vault: string, warm: { id: number; dir: string; base: string }, run: RunResult, discard: string | undefined, overlay: boolean, details: Record<string, unknown>): ExecChanges {
+    // A read-only overlay-backend exec had the checkout mounted read-only: nothing to look at.
+    if (discard === 'readonly' && overlay) return { commit: null, added: [], modified: [], deleted: [], discarded: discard };
     const set: FsChangeSet = run.upper ? readUpperChanges(run.upper.dir, warm.dir, new Set(run.upper.opaque)) : this.checkouts.scan(warm.id);
     const skipped = set.skipped.length > 0 ? { skipped: set.skipped } : {};
     if (set.changes.length === 0 && discard === undefined) return { commit: null, added: [], modified: [], deleted: [], ...skipped };
@@ -378,11 +388,29 @@ export class ExecService {
       if (!run.upper) this.checkouts.syncTo(warm.id, warm.base);
       return { commit: null, added: [], modified: [], deleted: [], discarded: discard, ...skipped };
     }
+    const conflicts = this.conflicts(vault, warm.base, set);
+    if (conflicts.length > 0) {
+      if (!run.upper) this.checkouts.syncTo(warm.id, warm.base);
+      return { commit: null, added: [], modified: [], deleted: [], discarded: 'conflict', conflicts, ...skipped };
+    }
     const { commit, changes } = this.checkouts.commitChanges(vault, set, { message: `exec: ${String(details.command).slice(0, 200)}`, op: 'exec.commit', origin: 'exec', details });
     // An overlay's lower layer still matches its base: only the commit's changes are written. A host exec's
     // directory already holds them; the scan refreshes its index.
     if (commit) this.checkouts.syncTo(warm.id, commit.id, { scan: !run.upper });
     return { commit: commit?.id ?? null, added: toPathChanges(changes, 'added'), modified: toPathChanges(changes, 'modified'), deleted: toPathChanges(changes, 'deleted'), ...skipped };
+  }
+
+  /**
+   * Paths this exec changed that the vault also changed since the exec's base (another exec, an API
+   * write): committing would silently undo theirs, so the exec's changes are not committed.
+   */
+  private conflicts(vault: string, base: string, set: FsChangeSet): string[] {
+    const head = this.store.getVault(vault).head;
+    if (head === base) return [];
+    const theirs = diffTrees(this.store.objects, this.store.getCommit(base).tree, this.store.getCommit(head).tree).map((c) => c.path);
+    const overlaps = (a: string, b: string): boolean => a === b || b.startsWith(a === '/' ? a : a + '/') || a.startsWith(b + '/');
+    const mine = set.changes.filter((c) => c.op !== 'dir').map((c) => c.path);
+    return [...new Set(mine.filter((m) => theirs.some((t) => overlaps(m, t))))].sort();
   }
 
   private audit(result: ExecResult, command: string): void {

@@ -343,3 +343,45 @@ test('switching backends on one vault: the host scan after overlay execs finds e
   const c = await corral.exec.run({ vault: 'v', backend: 'host', policy: 'permissive', shell: 'echo 2 > edit.txt' });
   assert.deepEqual(c.changes?.modified.map((x) => x.path), ['/edit.txt']);
 });
+
+test('concurrent execs that change the same path: the second is not committed, its result names the conflict', async () => {
+  const corral = setup();
+  const [a, b] = await Promise.all([
+    corral.exec.run({ vault: 'v', policy: 'permissive', shell: 'sleep 0.2; echo A > edit.txt' }),
+    corral.exec.run({ vault: 'v', policy: 'permissive', shell: 'sleep 0.4; echo B > edit.txt; echo b > other.txt' }),
+  ]);
+  assert.ok(a.changes?.commit);
+  assert.equal(b.changes?.commit, null);
+  assert.equal(b.changes?.discarded, 'conflict');
+  assert.deepEqual(b.changes?.conflicts, ['/edit.txt']);
+  assert.match(b.warnings.join('\n'), /not committed: the vault changed meanwhile at \/edit.txt/);
+  assert.equal(Buffer.from(corral.files.reader('v').readFile('/edit.txt')).toString(), 'A\n');
+});
+
+test('network stays off unless asked for; a networked command is told how to get it', async () => {
+  const corral = setup();
+  const r = await corral.exec.run({ vault: 'v', backend: 'namespace', policy: 'permissive', shell: 'curl --version >/dev/null 2>&1; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "' });
+  assert.equal(r.stdout, 'lo\n');
+  assert.match(r.warnings.join('\n'), /uses the network, which is off: ask for it with --network/);
+});
+
+test('a resumed approval must match the vault asked for, and an approved one expires unused', async () => {
+  const corral = setup();
+  corral.vaults.create('other');
+  const r = await corral.exec.run({ vault: 'v', shell: 'curl https://example.com' });
+  corral.approvals.approve(r.approval!.id);
+  const wrong = await corral.exec.run({ vault: 'other', resume: r.approval!.id });
+  assert.equal(wrong.error?.code, 'INVALID_ARGUMENT');
+  assert.equal(corral.approvals.get(r.approval!.id).state, 'approved', 'a refused resume does not use the approval');
+  corral.store.db.run('UPDATE approvals SET expires_at = 0 WHERE id = ?', r.approval!.id);
+  const late = await corral.exec.run({ vault: 'v', resume: r.approval!.id });
+  assert.equal(late.error?.code, 'APPROVAL_NOT_PENDING');
+  assert.match(late.error?.message ?? '', /expired/);
+});
+
+test('a command cannot leave a setuid file in the vault', async () => {
+  const corral = setup();
+  const r = await corral.exec.run({ vault: 'v', policy: 'full-access', shell: 'cp /bin/true rootsh && chmod 4755 rootsh' });
+  assert.equal(r.status, 'completed');
+  assert.equal(corral.files.stat('v', '/rootsh').mode, 0o755);
+});

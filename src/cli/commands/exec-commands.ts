@@ -1,4 +1,5 @@
 // corral exec (run a command against a vault, in a sandbox, under policy) and corral approvals.
+import { accessSync, constants, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CorralError } from '../../protocol/errors.ts';
 import { execExitCode, type ExecResult, type PathChange } from '../../protocol/exec-result.ts';
@@ -99,7 +100,7 @@ export function renderExecSummary(r: ExecResult, c: Colors): string[] {
   if (r.status === 'denied') lines.push(`${c.red('denied')}   the command did not run`);
   if (r.status === 'failed' && r.error) lines.push(`${c.red('failed')}   ${r.error.code}: ${escapeControls(r.error.message)}`);
   if (r.status === 'completed') {
-    const how = r.timedOut ? c.red(`timed out (${r.signal ?? 'killed'})`) : r.signal ? c.red(`killed by ${r.signal}`) : r.exitCode === 0 ? c.green('exit 0') : c.red(`exit ${r.exitCode}`);
+    const how = r.timedOut ? c.red(`timed out (${r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`})`) : r.signal ? c.red(`killed by ${r.signal}`) : r.exitCode === 0 ? c.green('exit 0') : c.red(`exit ${r.exitCode}`);
     lines.push(`${c.dim('result')}   ${how}${r.oomKilled ? c.red(' (out of memory)') : ''} in ${Math.round(r.durationMs)} ms on ${r.backend}${r.truncated ? c.yellow(' (output truncated)') : ''}`);
     const ch = r.changes;
     if (ch) {
@@ -161,7 +162,16 @@ Examples:
       ctx.action(async (argv: string[], opts: ExecOptions) => {
         const vault = opts.resume !== undefined && !ctx.globals.vault && !process.env.CORRAL_VAULT ? '' : ctx.vault();
         const request = execRequest(argv, opts, vault);
-        if (opts.stdin !== undefined) request.stdin = { file: opts.stdin };
+        if (opts.stdin !== undefined) {
+          // Checked here, before anything runs: a missing file must not become an empty stdin.
+          try {
+            if (!statSync(opts.stdin).isFile()) throw new Error('not a regular file');
+            accessSync(opts.stdin, constants.R_OK);
+          } catch (e) {
+            throw new CorralError('PATH_NOT_FOUND', `--stdin ${opts.stdin}: cannot read it (${(e as Error).message})`, { stdin: opts.stdin });
+          }
+          request.stdin = { file: opts.stdin };
+        }
         else if (!process.stdin.isTTY) request.stdin = process.stdin;
         const json = ctx.globals.json === true;
         if (!json)
