@@ -2,7 +2,8 @@
 // `struct sock_filter[]` bytes (8 bytes each: u16 code, u8 jt, u8 jf, u32 k, little-endian).
 // It is a deny list on top of the namespaces: the sandboxed process keeps every ordinary syscall,
 // and the ones that reach kernel attack surface or escape the namespaces fail with EPERM (not a
-// kill, so tools print a clean "Operation not permitted").
+// kill, so tools print a clean "Operation not permitted"). socket() is an allow list by address family,
+// since namespaces do not isolate every family (AF_VSOCK reaches the VM host whatever --unshare-net says).
 import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -30,6 +31,8 @@ export const AUDIT_ARCH = { x64: 0xc000003e, arm64: 0xc00000b7 } as const;
 
 const EPERM = 1;
 const ENOSYS = 38;
+const EPROTONOSUPPORT = 93;
+const EAFNOSUPPORT = 97;
 /** x32 syscalls on x86_64 are numbered from here: another ABI with its own table, refused. */
 export const X32_SYSCALL_BIT = 0x40000000;
 /** Every CLONE_NEW* flag: NEWTIME, NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET. */
@@ -39,6 +42,18 @@ const TIOCSTI = 0x5412;
 const TIOCLINUX = 0x541c;
 /** personality() values Docker's default profile allows: PER_LINUX, PER_LINUX32, UNAME26 variants, and the query. */
 const SAFE_PERSONALITIES = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
+/**
+ * Address families socket()/socketpair() may create: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK. Every
+ * other one (AF_VSOCK, AF_PACKET, AF_ALG, AF_BLUETOOTH, AF_CAN, AF_KEY, AF_XDP, ...) answers EAFNOSUPPORT,
+ * so programs see "Address family not supported" and fall back as they would on a kernel without it.
+ */
+export const ALLOWED_SOCKET_FAMILIES = { AF_UNIX: 1, AF_INET: 2, AF_INET6: 10, AF_NETLINK: 16 } as const;
+/**
+ * Netlink protocols allowed: NETLINK_ROUTE only (getifaddrs, `ip`). The rest (NETFILTER = nf_tables,
+ * XFRM, SOCK_DIAG, AUDIT, GENERIC, ...) is kernel attack surface reachable with the namespace's
+ * CAP_NET_ADMIN; they answer EPROTONOSUPPORT, what the kernel says for a protocol it lacks.
+ */
+export const ALLOWED_NETLINK_PROTOCOLS = { NETLINK_ROUTE: 0 } as const;
 
 // seccomp_data: int nr; u32 arch; u64 instruction_pointer; u64 args[6]. Argument words are read
 // low half only (little-endian: offset 16 + 8*i), which is where flags and ioctl numbers live.
@@ -60,6 +75,7 @@ export const SYSCALLS: Record<SeccompArch, Record<string, number>> = {
     process_vm_writev: 311, finit_module: 313, kexec_file_load: 320, bpf: 321, userfaultfd: 323,
     open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, clone3: 435,
     io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
+    socket: 41, socketpair: 53,
   },
   arm64: {
     lookup_dcookie: 18, ioctl: 29, umount2: 39, mount: 40, pivot_root: 41, nfsservctl: 42, vhangup: 58, quotactl: 60,
@@ -69,6 +85,7 @@ export const SYSCALLS: Record<SeccompArch, Record<string, number>> = {
     clock_adjtime: 266, setns: 268, process_vm_readv: 270, process_vm_writev: 271, finit_module: 273, bpf: 280,
     userfaultfd: 282, kexec_file_load: 294, open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432,
     fspick: 433, clone3: 435, io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
+    socket: 198, socketpair: 199,
   },
 };
 
@@ -88,14 +105,18 @@ export interface DeniedSyscall {
   name: string;
   nr: number;
   /** When it is refused and with which errno. */
-  rule: 'always' | 'namespace-flags' | 'enosys' | 'ioctl-tty' | 'unsafe-personality';
-  errno: 'EPERM' | 'ENOSYS';
+  rule: 'always' | 'namespace-flags' | 'enosys' | 'ioctl-tty' | 'unsafe-personality' | 'socket-family';
+  /** For 'socket-family': EAFNOSUPPORT for a refused family, EPROTONOSUPPORT for a refused netlink protocol. */
+  errno: 'EPERM' | 'ENOSYS' | 'EAFNOSUPPORT';
 }
 
 /**
  * What the filter refuses on `arch`. `unshare` and `clone` are refused only when their flags
  * (args[0]) ask for a new namespace, so unshare(CLONE_FS) and ordinary fork/threads still work;
  * `clone3` keeps its flags in memory BPF cannot read, so it answers ENOSYS and libc falls back to clone.
+ * `socket` and `socketpair` are refused unless args[0] is in ALLOWED_SOCKET_FAMILIES (and, for
+ * AF_NETLINK, args[2] in ALLOWED_NETLINK_PROTOCOLS). There is no socketcall on x86_64/aarch64, and
+ * io_uring (IORING_OP_SOCKET) is denied, so these two are the only ways to make a socket.
  */
 export function deniedSyscalls(arch: SeccompArch = currentArch()): DeniedSyscall[] {
   const table = SYSCALLS[arch];
@@ -109,6 +130,8 @@ export function deniedSyscalls(arch: SeccompArch = currentArch()): DeniedSyscall
   out.push({ name: 'clone3', nr: table.clone3!, rule: 'enosys', errno: 'ENOSYS' });
   out.push({ name: 'ioctl', nr: table.ioctl!, rule: 'ioctl-tty', errno: 'EPERM' });
   out.push({ name: 'personality', nr: table.personality!, rule: 'unsafe-personality', errno: 'EPERM' });
+  out.push({ name: 'socket', nr: table.socket!, rule: 'socket-family', errno: 'EAFNOSUPPORT' });
+  out.push({ name: 'socketpair', nr: table.socketpair!, rule: 'socket-family', errno: 'EAFNOSUPPORT' });
   return out;
 }
 
@@ -176,7 +199,7 @@ export function buildSeccompFilter(arch: SeccompArch = currentArch()): Buffer {
   p.emit(BPF.LD_W_ABS, OFF_NR);
   if (arch === 'x64') p.emit(BPF.JMP_JGE_K, X32_SYSCALL_BIT, 'eperm', 0);
   for (const d of deniedSyscalls(arch)) {
-    const target = { always: 'eperm', 'namespace-flags': 'ns-flags', enosys: 'enosys', 'ioctl-tty': 'ioctl', 'unsafe-personality': 'personality' }[d.rule];
+    const target = { always: 'eperm', 'namespace-flags': 'ns-flags', enosys: 'enosys', 'ioctl-tty': 'ioctl', 'unsafe-personality': 'personality', 'socket-family': 'socket' }[d.rule];
     p.emit(BPF.JMP_JEQ_K, table[d.name]!, target, 0);
   }
   p.emit(BPF.RET_K, SECCOMP_RET.ALLOW);
@@ -193,12 +216,27 @@ export function buildSeccompFilter(arch: SeccompArch = currentArch()): Buffer {
   p.label('personality');
   p.emit(BPF.LD_W_ABS, offArgLow(0));
   SAFE_PERSONALITIES.forEach((v, i) => p.emit(BPF.JMP_JEQ_K, v, 'allow', i === SAFE_PERSONALITIES.length - 1 ? 'eperm' : 0));
+
+  // socket(family, type, protocol) and socketpair(family, type, protocol, sv): the kernel takes
+  // family and protocol as int, so their low words are exactly what it acts on.
+  p.label('socket');
+  p.emit(BPF.LD_W_ABS, offArgLow(0));
+  p.emit(BPF.JMP_JEQ_K, ALLOWED_SOCKET_FAMILIES.AF_NETLINK, 'netlink', 0);
+  const families = [ALLOWED_SOCKET_FAMILIES.AF_UNIX, ALLOWED_SOCKET_FAMILIES.AF_INET, ALLOWED_SOCKET_FAMILIES.AF_INET6];
+  families.forEach((v, i) => p.emit(BPF.JMP_JEQ_K, v, 'allow', i === families.length - 1 ? 'eafnosupport' : 0));
+  p.label('netlink');
+  p.emit(BPF.LD_W_ABS, offArgLow(2));
+  p.emit(BPF.JMP_JEQ_K, ALLOWED_NETLINK_PROTOCOLS.NETLINK_ROUTE, 'allow', 'eprotonosupport');
   p.label('allow');
   p.emit(BPF.RET_K, SECCOMP_RET.ALLOW);
   p.label('eperm');
   p.emit(BPF.RET_K, SECCOMP_RET.ERRNO | EPERM);
   p.label('enosys');
   p.emit(BPF.RET_K, SECCOMP_RET.ERRNO | ENOSYS);
+  p.label('eafnosupport');
+  p.emit(BPF.RET_K, SECCOMP_RET.ERRNO | EAFNOSUPPORT);
+  p.label('eprotonosupport');
+  p.emit(BPF.RET_K, SECCOMP_RET.ERRNO | EPROTONOSUPPORT);
   return p.assemble();
 }
 
