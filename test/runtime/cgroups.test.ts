@@ -136,12 +136,12 @@ test('stale groups of a dead owner are killed and removed; live owners are kept'
   const live = CgroupSet.create(layout, unique(), {});
   try {
     const done = runIn(stale, 'sleep 30');
-    for (let i = 0; i < 100 && stale.pids().length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 400 && stale.pids().length === 0; i++) await new Promise((r) => setTimeout(r, 5));
     assert.ok(stale.pids().length > 0);
     assert.equal(pidAlive(deadOwner), false);
     assert.equal(pidAlive(process.pid), true);
-    const removed = cleanupStaleCgroups(layout, (pid) => pid !== deadOwner && pidAlive(pid));
-    assert.ok(removed >= 1);
+    // Another test process's exec may run the same cleanup at the same time: what matters is that the group is gone.
+    cleanupStaleCgroups(layout, (pid) => pid !== deadOwner && pidAlive(pid));
     assert.ok(stale.procsFiles.every((f) => !existsSync(f)));
     assert.ok(live.procsFiles.every((f) => existsSync(f)));
     const r = await done;
