@@ -7,19 +7,24 @@
 //   - becomes a child subreaper, so descendants that daemonise (double fork, setsid, nohup) stay
 //     its descendants and die with the exec;
 //   - sets rlimits in the child, then execs the command (bwrap for the namespace backend);
-//   - on SIGTERM (a timeout or a cancel) sends SIGTERM to the whole tree, SIGKILL after the grace;
+//   - on SIGTERM (a timeout or a cancel) sends SIGTERM to the whole tree, SIGKILL after the grace
+//     (with --term-spare-child its direct child, bwrap, is spared the SIGTERM: bwrap dies on it and
+//     takes the pid namespace down with SIGKILL at once, so the command would get no grace at all);
 //   - when the command ends, kills what it left behind, reaps everything, and reports the exit
 //     status, rusage and the overlay's opaque directories on the status fd.
 //
 // Usage: corral-run [--cgroup-procs FILE]... [--overlay LOWER UPPER WORK MERGED] [--chdir DIR]
-//                   [--rlimit NAME=VALUE]... [--grace-ms N] [--status-fd N] [--extra-fds N] -- ARGV...
+//                   [--rlimit NAME=VALUE]... [--grace-ms N] [--term-spare-child] [--status-fd N]
+//                   [--extra-fds N] -- ARGV...
 // The command keeps fds 0-2 and, with --extra-fds N, fds 4 .. 3+N; every other inherited fd is closed.
 // Status lines (fd given by --status-fd): "started PID", "exit CODE" | "signal NUM",
-// "rusage UTIME_US STIME_US MAXRSS_KB INBLOCK OUBLOCK", "opaque HEX(PATH)", "error TEXT".
+// "rusage UTIME_US STIME_US MAXRSS_KB INBLOCK OUBLOCK", "opaque HEX(PATH)", "error TEXT", and
+// "done" last: a report without it is incomplete (the supervisor died) and must not be trusted.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fts.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -105,10 +110,12 @@ static int descendants(pid_t root, pid_t *out, int max) {
   return found - 1;
 }
 
-static int signal_tree(int sig) {
+// Signals every descendant but `spare` (0: none); returns how many there were, `spare` included.
+static int signal_tree(int sig, pid_t spare) {
   static pid_t tree[65536];
   int n = descendants(getpid(), tree, 65536);
-  for (int i = 0; i < n; i++) kill(tree[i], sig);
+  for (int i = 0; i < n; i++)
+    if (tree[i] != spare) kill(tree[i], sig);
   return n;
 }
 
@@ -135,30 +142,65 @@ static long now_ms(void) {
   return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-// The overlay marks a directory that replaced a deleted one as opaque: its lower contents are gone.
-static void report_opaque(const char *upper, const char *rel) {
-  char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%s%s%s", upper, *rel ? "/" : "", rel) >= (int)sizeof path) return;
-  DIR *d = opendir(path);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    if (e->d_type != DT_DIR) continue;
-    char sub[PATH_MAX], full[PATH_MAX], val[8];
-    if (snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >= (int)sizeof sub) continue;
-    if (snprintf(full, sizeof full, "%s/%s", upper, sub) >= (int)sizeof full) continue;
-    ssize_t n = lgetxattr(full, "user.overlay.opaque", val, sizeof val);
-    if (n == 1 && val[0] == 'y') {
-      char hex[2 * PATH_MAX + 1];
-      size_t len = strlen(sub);
-      for (size_t i = 0; i < len; i++) sprintf(hex + 2 * i, "%02x", (unsigned char)sub[i]);
-      hex[2 * len] = 0;
-      report("opaque %s", hex);
-    }
-    report_opaque(upper, sub);
+static void write_all(const char *buf, size_t n) {
+  for (size_t off = 0; off < n;) {
+    ssize_t w = write(status_fd, buf + off, n - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    off += (size_t)w;
   }
-  closedir(d);
+}
+
+// The overlay marks a directory that replaced a deleted one as opaque: its lower contents are gone.
+// The command controls the upper tree's depth and names, so the walk is fts(3): iterative, heap
+// buffers of any length, physical (never follows a symlink), one device. Returns -1 when a part of
+// the tree could not be read: the opaque list would be incomplete, so the caller reports an error.
+static int report_opaque(const char *upper) {
+  char *roots[] = {(char *)upper, NULL};
+  // No FTS_NOSTAT: its shortcut trusts directory link counts, which not every filesystem keeps.
+  FTS *fts = fts_open(roots, FTS_PHYSICAL | FTS_XDEV, NULL);
+  if (!fts) return -1;
+  size_t root_len = strlen(upper);
+  if (root_len > 1 && upper[root_len - 1] == '/') root_len--; // as fts joins names to the root
+  int rc = 0;
+  for (;;) {
+    errno = 0;
+    FTSENT *e = fts_read(fts);
+    if (!e) {
+      if (errno != 0) rc = -1;
+      break;
+    }
+    if (e->fts_info == FTS_DNR || e->fts_info == FTS_ERR || e->fts_info == FTS_NS) {
+      errno = e->fts_errno;
+      rc = -1;
+      break;
+    }
+    if (e->fts_info != FTS_D || e->fts_level == 0) continue;
+    char val[8];
+    ssize_t n = lgetxattr(e->fts_accpath, "user.overlay.opaque", val, sizeof val);
+    if (n != 1 || val[0] != 'y') continue;
+    // fts_path is UPPER/REL: report REL, hex-encoded (names may hold any byte but '/' and NUL).
+    const char *rel = e->fts_path + root_len + 1;
+    size_t len = strlen(rel);
+    char *line = malloc(2 * len + 9);
+    if (!line) {
+      rc = -1;
+      break;
+    }
+    memcpy(line, "opaque ", 7);
+    for (size_t i = 0; i < len; i++) {
+      static const char digits[] = "0123456789abcdef";
+      line[7 + 2 * i] = digits[(unsigned char)rel[i] >> 4];
+      line[8 + 2 * i] = digits[(unsigned char)rel[i] & 15];
+    }
+    line[7 + 2 * len] = '\n';
+    write_all(line, 8 + 2 * len);
+    free(line);
+  }
+  int saved = errno;
+  fts_close(fts);
+  errno = saved;
+  return rc;
 }
 
 // Closes every fd from 3 up except 4 .. 3+extra (the command's extra fds; 3 is the status fd).
@@ -212,6 +254,7 @@ int main(int argc, char **argv) {
   } limits[16];
   int nlimits = 0;
   long grace_ms = 2000;
+  int spare_child = 0;
   int extra_fds = 0;
   int i = 1;
   for (; i < argc; i++) {
@@ -239,6 +282,8 @@ int main(int argc, char **argv) {
       extra_fds = atoi(argv[++i]);
     } else if (!strcmp(a, "--grace-ms") && i + 1 < argc) {
       grace_ms = atol(argv[++i]);
+    } else if (!strcmp(a, "--term-spare-child")) {
+      spare_child = 1;
     } else if (!strcmp(a, "--status-fd") && i + 1 < argc) {
       status_fd = atoi(argv[++i]);
       fcntl(status_fd, F_SETFD, FD_CLOEXEC);
@@ -319,11 +364,11 @@ int main(int argc, char **argv) {
     reap_all(child, &child_status, &child_done);
     if (child_done) break;
     if (term_requested && kill_at < 0) {
-      signal_tree(SIGTERM);
+      signal_tree(SIGTERM, spare_child ? child : 0);
       kill_at = now_ms() + grace_ms;
     }
     if (kill_at >= 0 && now_ms() >= kill_at) {
-      signal_tree(SIGKILL);
+      signal_tree(SIGKILL, 0);
       kill_at = now_ms() + 1000000;
     }
     // Wait for a child or a signal; a short timeout keeps the grace clock honest.
@@ -346,7 +391,7 @@ int main(int argc, char **argv) {
   for (int round = 0; round < 5000; round++) {
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
-    if (signal_tree(SIGKILL) == 0) break;
+    if (signal_tree(SIGKILL, 0) == 0) break;
     struct timespec ts = {0, 2000000L};
     sigtimedwait(&chld, NULL, &ts);
   }
@@ -359,7 +404,13 @@ int main(int argc, char **argv) {
   if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
     report("rusage %ld %ld %ld %ld %ld", (long)(ru.ru_utime.tv_sec * 1000000L + ru.ru_utime.tv_usec),
            (long)(ru.ru_stime.tv_sec * 1000000L + ru.ru_stime.tv_usec), ru.ru_maxrss, ru.ru_inblock, ru.ru_oublock);
-  if (ov[1]) report_opaque(ov[1], "");
+  if (ov[1]) {
+    errno = 0;
+    if (report_opaque(ov[1]) < 0) {
+      report("error cannot read the overlay upper directory %s: %s", ov[1], strerror(errno ? errno : EIO));
+      return 125;
+    }
+  }
   report("done");
   return 0;
 }

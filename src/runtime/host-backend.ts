@@ -14,6 +14,8 @@ export function cgroupLimits(layout: CgroupLayout | null): { memory: boolean; pi
 
 class HostSandbox extends SupervisedSandbox {
   readonly backend = 'host' as const;
+  /** The supervisor. */
+  protected readonly pidsOverhead = 1;
 
   protected needsScratch(): boolean {
     return false;
@@ -50,6 +52,7 @@ export class HostBackend implements Backend {
       notes: [
         'no isolation: the command runs as you, in the vault\'s checkout, and can read and write anything you can; the policy is the only guard',
         cg.memory ? 'memory, pids and cpu limits through cgroups' : 'no writable cgroups: memory, pids and cpu limits cannot be enforced',
+        'without a cgroup (asked for by a memory, pids or cpu limit) a command can detach itself: if it kills its supervisor, processes it started can outlive the exec',
       ],
     };
     this.cached = { caps, cgroups };

@@ -1,7 +1,7 @@
 // The `namespace` backend: bubblewrap with new user, pid, ipc, uts, cgroup, mount and network
 // namespaces, a read-only system-only root, the seccomp filter, and the workspace as an overlay
 // whose upper directory is exactly what the command changed (ARCHITECTURE.md §3).
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Backend, Capabilities, ExecSpec, Sandbox, SandboxSpec } from './backend.ts';
@@ -32,6 +32,8 @@ export function findExecutable(name: string, path = process.env.PATH ?? '/usr/bi
 
 class NamespaceSandbox extends SupervisedSandbox {
   readonly backend = 'namespace' as const;
+  /** The supervisor, bwrap and the pid namespace's init. */
+  protected readonly pidsOverhead = 3;
   private readonly bwrap: string;
   private readonly seccomp: Buffer;
 
@@ -51,12 +53,12 @@ class NamespaceSandbox extends SupervisedSandbox {
     const common = { cwd, argv: exec.argv, env: exec.env, network: this.spec.network, tmpSizeBytes: limits.tmpSizeBytes ?? DEFAULT_TMP_SIZE, seccompFd: SECCOMP_FD };
     if (this.spec.readonly) {
       const args = buildBwrapArgs({ ...common, workspace: this.spec.checkout, readonly: true });
-      return { argv: [this.bwrap, ...args], extraFds: [this.seccomp] };
+      return { argv: [this.bwrap, ...args], extraFds: [this.seccomp], termSpareChild: true };
     }
     const overlay = { lower: this.spec.checkout, upper: join(scratch, 'upper'), work: join(scratch, 'work'), merged: join(scratch, 'merged') };
     for (const d of [overlay.upper, overlay.work, overlay.merged]) mkdirSync(d);
     const args = buildBwrapArgs({ ...common, workspace: overlay.merged, readonly: false });
-    return { argv: [this.bwrap, ...args], overlay, extraFds: [this.seccomp], upperDir: overlay.upper };
+    return { argv: [this.bwrap, ...args], overlay, extraFds: [this.seccomp], upperDir: overlay.upper, termSpareChild: true };
   }
 }
 
@@ -124,27 +126,56 @@ async function cachedTry(bwrap: string, seccomp: Buffer): Promise<string | undef
     return `${st.size}:${st.mtimeMs}`;
   };
   const key = JSON.stringify([bwrap, stamp(bwrap), supervisorPath(), stamp(supervisorPath()), release(), process.getuid?.()]);
-  const file = join(scratchRoot(), 'namespace-probe.json');
+  let file: string;
   try {
-    const cached = JSON.parse(readFileSync(file, 'utf8')) as { key: string; ok: boolean };
-    if (cached.key === key && cached.ok) return undefined;
-  } catch {
-    // no cache yet
+    file = join(scratchRoot(), 'namespace-probe.json'); // scratchRoot() checks the directory is ours
+  } catch (e) {
+    return `${(e as Error).message} — run corral doctor`;
+  }
+  const cached = readOwnFile(file);
+  if (cached !== undefined) {
+    try {
+      const parsed = JSON.parse(cached) as { key: string; ok: boolean };
+      if (parsed.key === key && parsed.ok) return undefined;
+    } catch {
+      // unreadable: probe again
+    }
   }
   const reason = await trySandbox(bwrap, seccomp);
   if (reason === undefined) {
     const tmp = `${file}.${process.pid}`;
-    writeFileSync(tmp, JSON.stringify({ key, ok: true }));
+    writeFileSync(tmp, JSON.stringify({ key, ok: true }), { mode: 0o600 });
     renameSync(tmp, file);
   }
   return reason;
 }
 
+/** A file's text if it is a regular file (not a symlink) of this user's that no one else may write. */
+export function readOwnFile(file: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    const uid = process.getuid?.();
+    if (!st.isFile() || (uid !== undefined && st.uid !== uid) || st.mode & 0o022) return undefined;
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** A real try: an overlay mounted in a user namespace with bwrap and the seccomp filter on top. Undefined when it works. */
 async function trySandbox(bwrap: string, seccomp: Buffer): Promise<string | undefined> {
-  const root = scratchRoot();
-  mkdirSync(root, { recursive: true, mode: 0o700 });
-  const dir = mkdtempSync(join(root, `x-${process.pid}-probe-`));
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(scratchRoot(), `x-${process.pid}-probe-`));
+  } catch (e) {
+    return `${(e as Error).message} — run corral doctor`;
+  }
   try {
     const o = { lower: join(dir, 'lower'), upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'merged') };
     for (const d of Object.values(o)) mkdirSync(d);

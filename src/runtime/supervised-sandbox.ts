@@ -1,7 +1,7 @@
 // What the host and namespace backends share: each exec runs under the supervisor in its own
 // cgroup (limits, peak memory, OOM detection, kill-all), with rlimits, a timeout that takes down
 // the whole tree, capped output, and a per-exec scratch directory on tmpfs released on every path.
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CorralError } from '../protocol/errors.ts';
@@ -18,6 +18,8 @@ export interface Launch {
   extraFds?: Buffer[];
   /** The overlay upper directory the command's writes land in. */
   upperDir?: string;
+  /** See SupervisedSpec.termSpareChild (bwrap). */
+  termSpareChild?: boolean;
 }
 
 /**
@@ -44,10 +46,11 @@ export function removeScratch(dir: string): void {
 }
 
 /** Scratch directories are named x-<owner pid>-<random>: the next run removes those of dead owners. */
-export function cleanupStaleScratch(root = scratchRoot()): number {
+export function cleanupStaleScratch(root?: string): number {
   let removed = 0;
   let names: string[] = [];
   try {
+    root ??= scratchRoot();
     names = readdirSync(root);
   } catch {
     return 0;
@@ -55,7 +58,7 @@ export function cleanupStaleScratch(root = scratchRoot()): number {
   for (const n of names) {
     const m = /^x-(\d+)-/.exec(n);
     if (m && !pidAlive(Number(m[1]))) {
-      removeScratch(join(root, n));
+      removeScratch(join(root!, n));
       removed++;
     }
   }
@@ -129,6 +132,13 @@ export abstract class SupervisedSandbox implements Sandbox {
   /** Whether `launch` needs a private scratch directory for this exec. */
   protected abstract needsScratch(exec: ExecSpec): boolean;
 
+  /**
+   * Processes of Corral's own in the exec's cgroup, added to a pids limit so that `pids: N` means N
+   * processes of the command: the supervisor (it joins the group first), plus bwrap's two (its
+   * outer process and the pid namespace's init) for the namespace backend.
+   */
+  protected abstract readonly pidsOverhead: number;
+
   async exec(exec: ExecSpec): Promise<RunResult> {
     if (this.destroyed) throw new CorralError('EXEC_FAILED', `sandbox ${this.id} was destroyed`, { sandbox: this.id });
     const limits = { ...this.spec.limits, ...exec.limits };
@@ -143,25 +153,24 @@ export abstract class SupervisedSandbox implements Sandbox {
     // Scratch space only for backends that mount something (the overlay's upper, work and merged dirs).
     let scratch: string | undefined;
     if (this.needsScratch(exec)) {
-      const root = scratchRoot();
-      mkdirSync(root, { recursive: true, mode: 0o700 });
-      scratch = mkdtempSync(join(root, `x-${process.pid}-`));
+      scratch = mkdtempSync(join(scratchRoot(), `x-${process.pid}-`));
     }
     let group: CgroupSet | null = null;
     let keepScratch = false;
+    let supervisor = 0;
     try {
       // A cgroup only when a limit needs one: the supervisor already kills the whole tree and its
       // rusage gives CPU time and peak memory, and a group costs ~1 ms per exec.
       if (this.cgroups && (limits.memoryBytes !== undefined || limits.pids !== undefined || limits.cpuPercent !== undefined))
         group = CgroupSet.create(this.cgroups, randomBytes(6).toString('hex'), {
           memoryBytes: limits.memoryBytes,
-          pids: limits.pids,
+          // An invalid value goes through as it is, for CgroupSet to reject with its message.
+          pids: limits.pids !== undefined && Number.isSafeInteger(limits.pids) && limits.pids >= 1 ? limits.pids + this.pidsOverhead : limits.pids,
           cpuQuotaPercent: limits.cpuPercent,
         });
       const launch = this.launch(exec, scratch ?? '');
       const mounting = performance.now() - t0;
       const t1 = performance.now();
-      let supervisor = 0;
       const r = await runSupervised({
         argv: launch.argv,
         env: exec.env,
@@ -173,6 +182,7 @@ export abstract class SupervisedSandbox implements Sandbox {
         stdin: exec.stdin,
         timeoutMs: exec.timeoutMs,
         graceMs: exec.graceMs,
+        termSpareChild: launch.termSpareChild,
         outputCap: exec.outputCap,
         heartbeatMs: exec.heartbeatMs,
         signal: exec.signal,
@@ -184,9 +194,7 @@ export abstract class SupervisedSandbox implements Sandbox {
           exec.onEvent?.(e);
         },
       });
-      this.running.delete(supervisor);
-      const cg = group?.usage();
-      group?.killAll();
+      const cg = group?.usage(); // what is left in the group is killed by destroy() below
       const stdout = r.stdout.bytes();
       const stderr = r.stderr.bytes();
       keepScratch = launch.upperDir !== undefined;
@@ -216,8 +224,18 @@ export abstract class SupervisedSandbox implements Sandbox {
         stages: { mounting, executing: performance.now() - t1 },
       };
     } finally {
-      group?.destroy();
-      if (scratch !== undefined && !keepScratch) removeScratch(scratch);
+      this.running.delete(supervisor);
+      // A cleanup failure must not lose the result (nor leave the upper directory unreleased).
+      try {
+        group?.destroy();
+      } catch (e) {
+        warnings.push(`cleanup: ${(e as Error).message}`);
+      }
+      try {
+        if (scratch !== undefined && !keepScratch) removeScratch(scratch);
+      } catch (e) {
+        warnings.push(`cleanup: cannot remove the scratch directory ${scratch}: ${(e as Error).message}`);
+      }
     }
   }
 

@@ -2,7 +2,7 @@
 // exec's cgroups, mounts the overlay, sets rlimits and keeps every descendant in its tree, and
 // turns what it reports into a result: exit status, usage, the overlay's opaque directories.
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, lstatSync, mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -36,8 +36,14 @@ export interface SupervisedSpec {
   extraFds?: Buffer[];
   stdin?: StdinSource;
   timeoutMs: number;
-  /** Between SIGTERM and SIGKILL of the whole tree. */
+  /** Between SIGTERM and SIGKILL of the whole tree; capped at MAX_GRACE_MS. */
   graceMs: number;
+  /**
+   * Spare the supervisor's direct child the SIGTERM (it gets the SIGKILL when the grace ends). For
+   * bwrap: it would die on SIGTERM and take its pid namespace down with SIGKILL at once, while the
+   * namespace's init ignores a SIGTERM from outside, so only the command inside gets it.
+   */
+  termSpareChild?: boolean;
   /** Per stream. */
   outputCap: number;
   heartbeatMs?: number;
@@ -74,14 +80,34 @@ export function supervisorAvailable(): boolean {
   return existsSync(supervisorPath());
 }
 
+/** A longer grace would let a command that traps SIGTERM hold an exec (and its sandbox) long after its timeout. */
+export const MAX_GRACE_MS = 60_000;
+/** How long output already written may take to arrive once the supervisor has exited. */
+const DRAIN_MS = 100;
+
 export function supervisorArgs(spec: SupervisedSpec): string[] {
-  const args: string[] = ['--status-fd', '3', '--grace-ms', String(Math.max(0, Math.round(spec.graceMs))), '--extra-fds', String(spec.extraFds?.length ?? 0)];
+  const args: string[] = ['--status-fd', '3', '--grace-ms', String(graceOf(spec)), '--extra-fds', String(spec.extraFds?.length ?? 0)];
+  if (spec.termSpareChild) args.push('--term-spare-child');
   for (const f of spec.cgroupProcs ?? []) args.push('--cgroup-procs', f);
   if (spec.overlay) args.push('--overlay', spec.overlay.lower, spec.overlay.upper, spec.overlay.work, spec.overlay.merged);
   if (spec.chdir) args.push('--chdir', spec.chdir);
   for (const [name, value] of Object.entries(spec.rlimits ?? {})) if (value !== undefined) args.push('--rlimit', `${name}=${Math.max(0, Math.floor(value))}`);
   args.push('--', ...spec.argv);
   return args;
+}
+
+function graceOf(spec: SupervisedSpec): number {
+  const g = Math.round(spec.graceMs);
+  return Number.isFinite(g) ? Math.min(MAX_GRACE_MS, Math.max(0, g)) : MAX_GRACE_MS;
+}
+
+/** Kills what is left of a process group (the command's: the supervisor makes it a session leader). */
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
 }
 
 export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
@@ -109,7 +135,7 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
     const terminate = (): void => {
       child.kill('SIGTERM');
       // Backstop: the supervisor kills its tree itself; if it does not end, it is killed too.
-      const backstop = setTimeout(() => child.kill('SIGKILL'), spec.graceMs + 3000);
+      const backstop = setTimeout(() => child.kill('SIGKILL'), graceOf(spec) + 3000);
       backstop.unref();
       timers.push(backstop);
     };
@@ -127,20 +153,28 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
     if (spec.signal?.aborted) onAbort();
     else spec.signal?.addEventListener('abort', onAbort, { once: true });
 
+    let received = 0; // bytes of output so far: the drain below waits until it stops growing
     child.stdout!.on('data', (b: Buffer) => {
+      received += b.length;
       stdout.push(b);
       emit({ type: 'stdout', data: b });
     });
     child.stderr!.on('data', (b: Buffer) => {
+      received += b.length;
       stderr.push(b);
       emit({ type: 'stderr', data: b });
     });
     const statusPipe = child.stdio[3] as Readable;
     statusPipe.setEncoding('utf8');
+    let commandPid = 0;
     statusPipe.on('data', (text: string) => {
+      received += text.length;
       status += text;
-      const started = /^started (\d+)$/m.exec(text);
-      if (started) emit({ type: 'started', pid: Number(started[1]), supervisorPid: child.pid! });
+      if (commandPid) return;
+      const started = /^started (\d+)$/m.exec(status);
+      if (!started) return;
+      commandPid = Number(started[1]);
+      emit({ type: 'started', pid: commandPid, supervisorPid: child.pid! });
     });
     extra.forEach((data, i) => {
       const pipe = child.stdio[4 + i] as NodeJS.WritableStream & { on: (e: string, f: () => void) => void };
@@ -160,6 +194,28 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
       for (const t of timers) clearTimeout(t);
       reject(new CorralError('EXEC_FAILED', `cannot start the exec supervisor: ${e.message}`, {}, e));
     });
+    // 'close' waits for every pipe to close, and a process that left the supervisor's tree (the
+    // supervisor was killed: the host backend cannot stop that) may hold them open for ever. Once
+    // the supervisor has exited, the pipes are closed once quiet for DRAIN_MS; the close runs in a
+    // setImmediate, after the poll phase has read what is pending, so a busy loop loses no output.
+    child.on('exit', () => {
+      let seen = -1;
+      const check = (): void => {
+        const now = received;
+        if (now !== seen) {
+          seen = now;
+          const t = setTimeout(check, DRAIN_MS);
+          t.unref();
+          timers.push(t);
+          return;
+        }
+        setImmediate(() => {
+          if (received !== seen) return check();
+          for (const s of child.stdio) s?.destroy();
+        });
+      };
+      check();
+    });
     child.on('close', (code, sig) => {
       for (const t of timers) clearTimeout(t);
       spec.signal?.removeEventListener('abort', onAbort);
@@ -169,9 +225,11 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
       const usage = { cpuUserMs: 0, cpuSystemMs: 0, maxRssBytes: 0, readBytes: 0, writtenBytes: 0 };
       const opaque: string[] = [];
       let started = false;
+      let done = false;
       for (const line of lines) {
         const [word, ...rest] = line.split(' ');
         if (word === 'started') started = true;
+        else if (word === 'done') done = true;
         else if (word === 'exit') exitCode = Number(rest[0]);
         else if (word === 'signal') signal = signalName(Number(rest[0]));
         else if (word === 'error') setupError = rest.join(' ');
@@ -181,12 +239,27 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
           Object.assign(usage, { cpuUserMs: (ut ?? 0) / 1000, cpuSystemMs: (st ?? 0) / 1000, maxRssBytes: (rss ?? 0) * 1024, readBytes: (inb ?? 0) * 512, writtenBytes: (outb ?? 0) * 512 });
         }
       }
-      if (setupError || (!started && exitCode === null)) {
+      if (!started) {
         const why = setupError ?? (sig ? `the supervisor was killed by ${sig}` : `the supervisor exited with ${code}: ${stderr.bytes().toString('utf8').trim()}`);
         reject(new CorralError('EXEC_FAILED', `could not set up the sandbox: ${why}`, { stage: 'executing' }));
         return;
       }
-      if (exitCode === null && signal === null) signal = sig ?? 'SIGKILL'; // the supervisor itself was killed
+      // Only a report that ends in `done` is whole: without it the supervisor died (killed, or
+      // crashed walking the upper directory) and neither the tree's end nor the opaque list holds.
+      if (!done || setupError) {
+        if (commandPid) killGroup(commandPid);
+        const details = { stage: 'executing', exitCode: code, signal: sig, reported: exitCode ?? signal };
+        if (setupError) reject(new CorralError('EXEC_FAILED', `the exec's supervisor failed after the command ended: ${setupError}; the run's result is incomplete, run it again`, details));
+        else if (sig) reject(new CorralError('EXEC_FAILED', `the exec's supervisor was killed (${sig}): processes of the command may have escaped (the host backend does not isolate); check for leftover processes and run it again`, details));
+        else reject(new CorralError('EXEC_FAILED', `the exec's supervisor ended (exit ${code}) without reporting the end of the command: processes of the command may have escaped; check for leftover processes and run it again`, details));
+        return;
+      }
+      // bwrap (the spared child) reports a command killed by signal N as exit 128+N: after a timeout
+      // or a cancel, that is the termination's signal, reported as such like on the host backend.
+      if (spec.termSpareChild && (timedOut || cancelled) && exitCode !== null && exitCode > 128 && exitCode <= 128 + 64) {
+        signal = signalName(exitCode - 128);
+        exitCode = null;
+      }
       const durationMs = performance.now() - t0;
       emit({ type: 'exit', exitCode, signal, timedOut });
       resolvePromise({ exitCode, signal, timedOut, cancelled, stdout, stderr, startedAt, durationMs, usage, opaque });
@@ -194,7 +267,40 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
   });
 }
 
-/** A fresh per-exec scratch directory root: /dev/shm when there (see ARCHITECTURE §5: ext4 is slow after mass deletes). */
+/**
+ * The root of per-exec scratch directories, created and checked: /dev/shm/corral-<uid> when /dev/shm
+ * is there (ARCHITECTURE §5: ext4 is slow after mass deletes). $CORRAL_SCRATCH, the caller's own
+ * choice, is created if missing and used as it is.
+ */
 export function scratchRoot(): string {
-  return process.env.CORRAL_SCRATCH ?? (existsSync('/dev/shm') ? join('/dev/shm', `corral-${process.getuid?.() ?? 0}`) : join(process.env.TMPDIR ?? '/tmp', `corral-${process.getuid?.() ?? 0}`));
+  const chosen = process.env.CORRAL_SCRATCH;
+  if (chosen) {
+    mkdirSync(chosen, { recursive: true, mode: 0o700 });
+    return chosen;
+  }
+  const uid = process.getuid?.() ?? 0;
+  return ensurePrivateDir(join(existsSync('/dev/shm') ? '/dev/shm' : (process.env.TMPDIR ?? '/tmp'), `corral-${uid}`));
+}
+
+/**
+ * Creates `dir` (mode 0700) or checks the one there. Its name is predictable and its parent is
+ * world-writable, so anyone may have made it first: it must be a real directory (not a symlink)
+ * owned by this user; group and other write bits are removed. Anything else is EXEC_FAILED.
+ */
+export function ensurePrivateDir(dir: string): string {
+  let st = lstatSync(dir, { throwIfNoEntry: false });
+  if (!st) {
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    st = lstatSync(dir);
+  }
+  const uid = process.getuid?.();
+  const problem = st.isSymbolicLink() ? 'is a symbolic link' : !st.isDirectory() ? 'is not a directory' : uid !== undefined && st.uid !== uid ? `belongs to uid ${st.uid}, not to you (uid ${uid})` : undefined;
+  if (problem)
+    throw new CorralError('EXEC_FAILED', `the scratch directory ${dir} ${problem}: someone else may control it; remove it, or set CORRAL_SCRATCH to a private directory of yours`, { path: dir });
+  if (st.mode & 0o022) chmodSync(dir, 0o700);
+  return dir;
 }

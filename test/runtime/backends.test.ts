@@ -1,12 +1,14 @@
 // The backend interface: probe, the registry's choice, suspend/resume, destroy, usage.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BackendRegistry, unenforceable, type ExecSpec } from '../../src/runtime/backend.ts';
 import { HostBackend } from '../../src/runtime/host-backend.ts';
-import { NamespaceBackend } from '../../src/runtime/namespace-backend.ts';
-import { isCorralError } from '../../src/protocol/errors.ts';
+import { NamespaceBackend, readOwnFile } from '../../src/runtime/namespace-backend.ts';
+import { CgroupSet } from '../../src/runtime/cgroups.ts';
+import { CorralError, isCorralError } from '../../src/protocol/errors.ts';
 import { tempDir } from '../helpers.ts';
 
 const spec = (argv: string[], extra: Partial<ExecSpec> = {}): ExecSpec => ({ argv, cwd: '/', env: { PATH: '/usr/bin:/bin', SHLVL: '1' }, timeoutMs: 10_000, graceMs: 200, outputCap: 1 << 16, limits: {}, ...extra });
@@ -56,4 +58,75 @@ for (const Backend of [HostBackend, NamespaceBackend])
     const r = await running;
     assert.ok(r.signal === 'SIGKILL' || r.exitCode === 137 || r.exitCode === null, `${r.signal} ${r.exitCode}`);
     await assert.rejects(sandbox.exec(spec(['true'])), (e) => isCorralError(e, 'EXEC_FAILED'));
+  });
+
+test('host capabilities say a command can detach itself without a cgroup', async () => {
+  assert.match((await new HostBackend().probe()).notes.join(' '), /without a cgroup.*detach itself/);
+});
+
+for (const Backend of [HostBackend, NamespaceBackend])
+  test(`${new Backend().name}: the grace period reaches the command: its SIGTERM trap runs to the end`, async () => {
+    const sandbox = await new Backend().create({ checkout: tempDir(), readonly: true, network: false, limits: {}, bestEffort: false });
+    const script = 'trap "echo got TERM; sleep 0.2; echo cleaned; exit 0" TERM; echo ready; sleep 10 & wait';
+    const r = await sandbox.exec(spec(['bash', '-c', script], { timeoutMs: 500, graceMs: 5000 }));
+    assert.equal(r.timedOut, true);
+    assert.equal(r.stdout.toString(), 'ready\ngot TERM\ncleaned\n');
+    assert.equal(r.exitCode, 0);
+  });
+
+for (const Backend of [HostBackend, NamespaceBackend])
+  test(`${new Backend().name}: --pids 1 lets exactly one process of the command run (Corral's own are added to the limit)`, async (t) => {
+    const backend = new Backend();
+    if (!(await backend.probe()).limits.pids) return t.skip('no writable pids cgroup here');
+    const sandbox = await backend.create({ checkout: tempDir(), readonly: true, network: false, limits: { pids: 1 }, bestEffort: false });
+    const one = await sandbox.exec(spec(['sh', '-c', 'echo one']));
+    assert.equal(one.exitCode, 0, one.stderr.toString());
+    assert.equal(one.stdout.toString(), 'one\n');
+    const two = await sandbox.exec(spec(['sh', '-c', '/bin/true & wait; echo two']));
+    assert.notEqual(two.exitCode, 0, 'a second process is refused');
+    assert.match(two.stderr.toString(), /fork/i);
+  });
+
+test('a cgroup that cannot be removed becomes a warning: the result is kept', async (t) => {
+  const backend = new HostBackend();
+  if (!(await backend.probe()).limits.memory) return t.skip('no writable memory cgroup here');
+  const sandbox = await backend.create({ checkout: tempDir(), readonly: true, network: false, limits: { memoryBytes: 256 * 1024 * 1024 }, bestEffort: false });
+  const destroy = CgroupSet.prototype.destroy;
+  CgroupSet.prototype.destroy = function (this: CgroupSet) {
+    destroy.call(this); // really clean up, then fail as a busy group would
+    throw new CorralError('EXEC_FAILED', 'cannot remove the cgroups x: processes are still in them');
+  };
+  try {
+    const r = await sandbox.exec(spec(['sh', '-c', 'echo kept']));
+    assert.equal(r.stdout.toString(), 'kept\n');
+    assert.ok(r.warnings.some((w) => /cannot remove the cgroups/.test(w)), r.warnings.join('; '));
+  } finally {
+    CgroupSet.prototype.destroy = destroy;
+  }
+});
+
+test('the namespace probe cache is trusted only as a private regular file of ours', () => {
+  const dir = tempDir();
+  const file = join(dir, 'own');
+  writeFileSync(file, 'x', { mode: 0o600 });
+  assert.equal(readOwnFile(file), 'x');
+  symlinkSync(file, join(dir, 'link'));
+  assert.equal(readOwnFile(join(dir, 'link')), undefined, 'a symlink');
+  writeFileSync(join(dir, 'loose'), 'x');
+  chmodSync(join(dir, 'loose'), 0o666);
+  assert.equal(readOwnFile(join(dir, 'loose')), undefined, 'writable by others');
+  assert.equal(readOwnFile(join(dir, 'missing')), undefined);
+  if (process.getuid?.() === 0) {
+    chownSync(file, 65534, 65534);
+    assert.equal(readOwnFile(file), undefined, 'someone else\'s');
+  }
+});
+
+for (const Backend of [HostBackend, NamespaceBackend])
+  test(`${new Backend().name}: a command ended by a timeout reports the signal, not an exit code`, async () => {
+    const sandbox = await new Backend().create({ checkout: tempDir(), readonly: true, network: false, limits: {}, bestEffort: false });
+    const r = await sandbox.exec(spec(['sleep', '5'], { timeoutMs: 300, graceMs: 2000 }));
+    assert.equal(r.timedOut, true);
+    assert.equal(r.exitCode, null);
+    assert.equal(r.signal, 'SIGTERM');
   });

@@ -2,11 +2,13 @@
 // output is capped head and tail, binary-safe, streamed, with heartbeats.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { runSupervised, supervisorArgs, type ExecEvent, type SupervisedSpec } from '../../src/runtime/supervisor.ts';
+import { ensurePrivateDir, MAX_GRACE_MS, runSupervised, supervisorArgs, type ExecEvent, type SupervisedSpec } from '../../src/runtime/supervisor.ts';
 import { OutputCapture } from '../../src/runtime/output-capture.ts';
+import { removeScratch } from '../../src/runtime/supervised-sandbox.ts';
+import { isCorralError } from '../../src/protocol/errors.ts';
 import { tempDir } from '../helpers.ts';
 
 const env = { PATH: '/usr/bin:/bin', SHLVL: '1' };
@@ -138,4 +140,81 @@ test('OutputCapture keeps everything under the cap and exactly head+tail over it
   assert.ok(s.startsWith('abcde'));
   assert.ok(s.endsWith('lmnop'));
   assert.equal(c.total, 16);
+});
+
+test('supervisorArgs caps the grace period at a minute and passes --term-spare-child when asked', () => {
+  const args = supervisorArgs({ ...base, argv: ['true'], graceMs: 10 * 60_000, termSpareChild: true });
+  assert.equal(args[args.indexOf('--grace-ms') + 1], String(MAX_GRACE_MS));
+  assert.equal(MAX_GRACE_MS, 60_000);
+  assert.ok(args.indexOf('--term-spare-child') < args.indexOf('--'));
+  assert.ok(!supervisorArgs({ ...base, argv: ['true'] }).includes('--term-spare-child'));
+});
+
+test('a 700-level deep tree in the overlay upper does not crash the opaque walk: the replaced directory is reported', async () => {
+  const dir = tempDir();
+  const o = { lower: join(dir, 'lower'), upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'merged') };
+  for (const d of Object.values(o)) mkdirSync(d);
+  mkdirSync(join(o.lower, 'keep'));
+  writeFileSync(join(o.lower, 'keep', 'old.txt'), 'old');
+  const deep = `zz/${'a/'.repeat(700)}`;
+  const r = await runSupervised({ ...base, overlay: o, chdir: o.merged, argv: ['sh', '-c', `rm -rf keep && mkdir keep && echo n > keep/new.txt && mkdir -p ${deep}`] });
+  assert.equal(r.exitCode, 0, r.stderr.bytes().toString());
+  assert.deepEqual(r.opaque, ['keep']);
+  removeScratch(dir); // overlayfs leaves work/work with mode 0
+});
+
+test('a supervisor killed by its command: EXEC_FAILED at once, not a wait for the orphan holding stdout', { timeout: 20_000 }, async () => {
+  const dir = tempDir();
+  const pidFile = join(dir, 'orphan');
+  // The orphan leaves the tree (setsid + its supervisor dies) and keeps stdout open for 30 s.
+  const script = `setsid sh -c 'echo $$ > ${pidFile}; exec sleep 30' & sleep 0.2; kill -9 $PPID; sleep 100`;
+  try {
+    await assert.rejects(runSupervised({ ...base, timeoutMs: 1000, argv: ['sh', '-c', script] }), (e) => isCorralError(e, 'EXEC_FAILED') && /supervisor was killed/.test(e.message) && /escaped/.test(e.message));
+  } finally {
+    const orphan = Number(readFileSync(pidFile, 'utf8'));
+    if (orphan > 0) process.kill(orphan, 'SIGKILL');
+  }
+});
+
+test('a report without its final `done` is not trusted: EXEC_FAILED', async () => {
+  const dir = tempDir();
+  const fake = join(dir, 'fake-supervisor');
+  // Reports the start and an exit, then dies as a crash after the exit line would.
+  writeFileSync(fake, '#!/bin/sh\necho "started $$" >&3\necho "exit 0" >&3\nkill -SEGV $$\n', { mode: 0o755 });
+  const saved = process.env.CORRAL_RUN_HELPER;
+  process.env.CORRAL_RUN_HELPER = fake;
+  try {
+    await assert.rejects(runSupervised({ ...base, argv: ['true'] }), (e) => isCorralError(e, 'EXEC_FAILED') && /SIGSEGV/.test(e.message));
+    writeFileSync(fake, '#!/bin/sh\necho "started $$" >&3\necho "exit 0" >&3\n', { mode: 0o755 });
+    await assert.rejects(runSupervised({ ...base, argv: ['true'] }), (e) => isCorralError(e, 'EXEC_FAILED') && /without reporting the end/.test(e.message));
+  } finally {
+    if (saved === undefined) delete process.env.CORRAL_RUN_HELPER;
+    else process.env.CORRAL_RUN_HELPER = saved;
+  }
+});
+
+test('ensurePrivateDir creates a 0700 directory, tightens one of ours, and refuses a symlink, a file or a directory of someone else', () => {
+  const dir = tempDir();
+  const made = join(dir, 'new');
+  assert.equal(ensurePrivateDir(made), made);
+  assert.equal(lstatSync(made).mode & 0o777, 0o700);
+  const loose = join(dir, 'loose');
+  mkdirSync(loose);
+  chmodSync(loose, 0o777);
+  ensurePrivateDir(loose);
+  assert.equal(lstatSync(loose).mode & 0o077, 0, 'group and other write bits are gone');
+  const target = join(dir, 'target');
+  mkdirSync(target, { mode: 0o700 });
+  symlinkSync(target, join(dir, 'link'));
+  assert.throws(() => ensurePrivateDir(join(dir, 'link')), (e) => isCorralError(e, 'EXEC_FAILED') && e.message.includes(join(dir, 'link')) && /symbolic link/.test(e.message) && /CORRAL_SCRATCH/.test(e.message));
+  writeFileSync(join(dir, 'file'), '');
+  assert.throws(() => ensurePrivateDir(join(dir, 'file')), (e) => isCorralError(e, 'EXEC_FAILED') && /not a directory/.test(e.message));
+  if (process.getuid?.() === 0) {
+    const theirs = join(dir, 'theirs');
+    mkdirSync(theirs);
+    chmodSync(theirs, 0o777);
+    chownSync(theirs, 65534, 65534);
+    assert.throws(() => ensurePrivateDir(theirs), (e) => isCorralError(e, 'EXEC_FAILED') && /belongs to uid 65534/.test(e.message));
+    assert.equal(lstatSync(theirs).mode & 0o777, 0o777, 'a directory of someone else is not touched');
+  }
 });
