@@ -294,13 +294,15 @@ export class CheckoutService {
    * The vault's warm checkout, created or synced to the head (O(changes) since its base). Callers
    * must not run two of these (or a sync) for one vault at once, nor while it is an overlay's lower layer.
    */
-  warm(vault: string): WarmCheckout {
+  warm(vault: string, options: { rescan?: boolean } = {}): WarmCheckout {
     const v = this.store.getVault(vault);
     const head = this.store.getCommit(v.head);
     const row = this.store.db.get<CheckoutRow>(`${ROW_SQL} WHERE c.vault_id = ? AND c.kind = 'warm'`, v.id);
     // A directory that went missing, or whose base is gone (a vault id reused after a delete), is made afresh.
     if (row && this.store.findCommit(row.base) && lstatSync(row.dir, { throwIfNoEntry: false })?.isDirectory()) {
-      if (row.base !== head.id) this.syncTo(row.id, head.id, { scan: false });
+      // rescan: an exec died while writing here, so the directory may not match its base any more.
+      if (options.rescan) this.syncTo(row.id, head.id);
+      else if (row.base !== head.id) this.syncTo(row.id, head.id, { scan: false });
       return { id: row.id, dir: row.dir, base: head.id, tree: head.tree };
     }
     const root = this.stateDir();

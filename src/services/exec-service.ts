@@ -131,8 +131,8 @@ export class ExecService {
   private readonly checkpoints: CheckpointService;
   private readonly approvals: ApprovalService;
   readonly backends: BackendRegistry;
-  /** The warm checkouts' locks: shared by running overlay execs, exclusive to sync or commit. */
-  private readonly locks = new VaultLocks();
+  /** The warm checkouts' locks (across processes): shared by running overlay execs, exclusive to sync or commit. */
+  private readonly locks: VaultLocks;
   private cleaned = false;
 
   constructor(deps: ExecServiceDeps) {
@@ -141,6 +141,7 @@ export class ExecService {
     this.checkouts = deps.checkouts;
     this.checkpoints = deps.checkpoints;
     this.approvals = deps.approvals;
+    this.locks = new VaultLocks(deps.store);
     this.backends = deps.backends ?? new BackendRegistry().register(new HostBackend()).register(new NamespaceBackend());
   }
 
@@ -245,9 +246,13 @@ export class ExecService {
       // baseline: the warm checkout at the head, held alone while it is synced
       sm.to('baseline');
       const overlay = capabilities.changeDetection === 'overlay';
-      const exclusive = await this.locks.exclusive(vault.name);
+      // Dirty: syncing, committing and host execs write into the checkout in place; if this process
+      // dies meanwhile, the next holder is told (recovered) and rescans the checkout before trusting it.
+      const lockKey = `warm:${vault.id}`;
+      const exclusive = await this.locks.exclusive(lockKey, { dirty: true });
       releases.push(exclusive.release);
-      const warm = this.checkouts.warm(vault.name);
+      const warm = this.checkouts.warm(vault.name, { rescan: exclusive.recovered });
+      if (exclusive.recovered) result.warnings.push('an earlier exec died while it held the vault\'s checkout: the checkout was checked and put back to the head first');
 
       if (decision.action === 'allow_with_checkpoint' && (req.checkpoint ?? 'auto') === 'auto' && !readonly) {
         sm.to('checkpointing');
@@ -291,7 +296,7 @@ export class ExecService {
       sm.to('summarizing');
       if (overlay) {
         releases.pop()!();
-        releases.push((await this.locks.exclusive(vault.name)).release);
+        releases.push((await this.locks.exclusive(lockKey, { dirty: true })).release);
       }
       const failed = run.timedOut || run.cancelled || run.exitCode !== 0;
       const discard = readonly ? 'readonly' : run.cancelled ? 'cancelled' : failed && req.onFailure === 'discard' ? (run.timedOut ? 'timedOut' : 'failed') : undefined;

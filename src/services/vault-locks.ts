@@ -1,76 +1,270 @@
-// In-process reader/writer locks per vault for the warm checkout: overlay execs share it as their
-// lower layer; syncing it (to a new head, or after a commit) needs it alone. Waiters are served in
-// order, so a stream of execs cannot starve a sync.
+// Reader/writer leases per vault on the warm checkout, shared by every Corral process of one home:
+// overlay execs hold it shared while it is their lower layer; syncing or committing it, and host
+// execs that write into it in place, hold it alone. The leases live in the store's database
+// (table `leases`), so two CLI calls see each other. Waiters queue in arrival order (a waiting
+// writer holds back the readers behind it, so a stream of execs cannot starve a sync) and poll; a
+// release in this process wakes this process's waiters at once. A holder whose process is gone
+// (or whose pid now names another process: its start time differs) is removed when seen, and a
+// dead holder that was writing in place (dirty) makes the next exclusive holder `recovered`.
+import { randomBytes } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
+import type { CorralStore } from '../store/corral-store.ts';
+import type { Database } from '../store/database.ts';
 
-interface LockState {
-  readers: number;
-  writer: boolean;
-  queue: (() => boolean)[];
+type Mode = 'shared' | 'exclusive';
+
+interface LeaseRow {
+  seq: number;
+  holder: string;
+  mode: Mode;
+  granted: number;
+  pid: number;
+  started: string;
+  host: string;
+  dirty: number;
+}
+
+export interface ExclusiveLease {
+  /** Gives the lease up; safe to call more than once. */
+  release: () => void;
+  /** Turns the lease into a shared one without letting a writer in between; returns its release. */
+  downgrade: () => () => void;
+  /** True when a previous holder died holding a dirty lease: rescan or sync the checkout before trusting it. */
+  recovered: boolean;
+}
+
+export interface ExclusiveOptions {
+  /** The holder writes into the checkout in place (a host exec): if it dies holding the lease, the checkout is dirty. */
+  dirty?: boolean;
+}
+
+/** Who holds a lease: a process, told apart from a later one reusing its pid by its start time. */
+interface ProcessIdentity {
+  pid: number;
+  /** /proc/<pid>/stat starttime (clock ticks since boot); '' where there is no /proc. */
+  started: string;
+  /** The boot and pid namespace the pid means something in: `<boot id>/<pid namespace>`. */
+  host: string;
+  boot: string;
+}
+
+const FIRST_POLL_MS = 2;
+const MAX_POLL_MS = 20;
+const RELEASE_RETRY_MS = 100;
+
+/** The state letter and start time of a process, or undefined when /proc does not show it. */
+function procStat(pid: number): { state: string; started: string } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0] ?? '', started: fields[19] ?? '' };
+  } catch {
+    return undefined;
+  }
+}
+
+function readOr(read: () => string, fallback: string): string {
+  try {
+    return read().trim();
+  } catch {
+    return fallback;
+  }
+}
+
+function selfIdentity(): ProcessIdentity {
+  const boot = readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'latin1'), '');
+  const pidns = readOr(() => readlinkSync('/proc/self/ns/pid'), '');
+  return { pid: process.pid, started: procStat(process.pid)?.started ?? '', host: `${boot}/${pidns}`, boot };
 }
 
 export class VaultLocks {
-  private readonly locks = new Map<string, LockState>();
+  private readonly db: Database;
+  private readonly self: ProcessIdentity;
+  /** This process's waiters per key: a local release wakes them instead of letting them poll. */
+  private readonly waiters = new Map<string, Set<() => void>>();
 
-  private state(key: string): LockState {
-    let s = this.locks.get(key);
-    if (!s) this.locks.set(key, (s = { readers: 0, writer: false, queue: [] }));
-    return s;
+  constructor(store: CorralStore) {
+    this.db = store.db;
+    this.self = selfIdentity();
   }
 
-  private wake(key: string, s: LockState): void {
-    // Grant in arrival order while grants succeed: a waiting writer holds back the readers behind it.
-    while (s.queue.length > 0 && s.queue[0]!()) s.queue.shift();
-    if (!s.writer && s.readers === 0 && s.queue.length === 0) this.locks.delete(key);
+  /** Resolves once `key` is held shared; call the returned function to release. Rejects with the signal's reason if aborted while waiting. */
+  async shared(key: string, signal?: AbortSignal): Promise<() => void> {
+    const lease = await this.acquire(key, 'shared', false, signal);
+    return this.releaser(key, lease.seq, lease.holder, false);
   }
 
-  /** Resolves once `key` is held shared; call the returned function to release. */
-  async shared(key: string): Promise<() => void> {
-    const s = this.state(key);
-    const grant = (): boolean => {
-      if (s.writer) return false;
-      s.readers++;
-      return true;
-    };
-    if (s.queue.length > 0 || !grant()) await new Promise<void>((r) => s.queue.push(() => grant() && (r(), true)));
+  /** Resolves once `key` is held alone; `release` gives it up, or `downgrade` keeps it shared. */
+  async exclusive(key: string, options: ExclusiveOptions = {}): Promise<ExclusiveLease> {
+    const { seq, holder, recovered } = await this.acquire(key, 'exclusive', Boolean(options.dirty));
+    const release = this.releaser(key, seq, holder, recovered);
     let released = false;
+    return {
+      recovered,
+      release: () => {
+        released = true;
+        release();
+      },
+      downgrade: () => {
+        if (released) throw new Error('lock already released');
+        // On failure the lease stays exclusive and release() still gives it up.
+        this.db.transaction(() => {
+          this.db.run("UPDATE leases SET mode = 'shared', dirty = 0 WHERE seq = ? AND holder = ?", seq, holder);
+          if (recovered) this.db.run('DELETE FROM lease_recovery WHERE key = ?', key);
+        });
+        released = true;
+        this.wake(key);
+        return this.releaser(key, seq, holder, false);
+      },
+    };
+  }
+
+  private async acquire(key: string, mode: Mode, dirty: boolean, signal?: AbortSignal): Promise<{ seq: number; holder: string; recovered: boolean }> {
+    // Waiting inside a transaction would hold the database's write lock against the holder we wait for.
+    if (this.db.inTransaction) throw new Error('vault locks must be taken outside a database transaction');
+    signal?.throwIfAborted();
+    const holder = `${this.self.pid}-${randomBytes(6).toString('hex')}`;
+    const first = this.db.transaction(() => {
+      const granted = !this.blocked(key, mode, Infinity, true);
+      const seq = this.db.run(
+        'INSERT INTO leases(key, holder, mode, granted, pid, started, host, dirty, acquired_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        key, holder, mode, granted ? 1 : 0, this.self.pid, this.self.started, this.self.host, dirty ? 1 : 0, Date.now(),
+      ).lastInsertRowid;
+      return { seq, granted, recovered: granted && this.recovering(key, mode) };
+    });
+    if (first.granted) return { seq: first.seq, holder, recovered: first.recovered };
+
+    let seq = first.seq;
+    let woken = false;
+    let resume: (() => void) | undefined;
+    const wake = (): void => {
+      woken = true;
+      resume?.();
+    };
+    let set = this.waiters.get(key);
+    if (!set) this.waiters.set(key, (set = new Set()));
+    set.add(wake);
+    signal?.addEventListener('abort', wake, { once: true });
+    let delay = FIRST_POLL_MS;
+    try {
+      for (;;) {
+        if (!woken)
+          await new Promise<void>((r) => {
+            const timer = setTimeout(r, delay);
+            resume = () => (clearTimeout(timer), r());
+          });
+        resume = undefined;
+        woken = false;
+        signal?.throwIfAborted();
+        delay = Math.min(MAX_POLL_MS, Math.ceil(delay * 1.5));
+        // A read first: a waiter still behind a live holder takes no write lock.
+        if (this.blocked(key, mode, seq, false)) continue;
+        const turn = this.db.transaction(() => {
+          if (!this.db.get('SELECT 1 AS x FROM leases WHERE seq = ? AND holder = ?', seq, holder)) {
+            // Our row was taken for a dead holder's (it cannot be: we live); queue again rather than hold nothing.
+            seq = this.db.run(
+              'INSERT INTO leases(key, holder, mode, granted, pid, started, host, dirty, acquired_at) VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?)',
+              key, holder, mode, this.self.pid, this.self.started, this.self.host, dirty ? 1 : 0, Date.now(),
+            ).lastInsertRowid;
+            return undefined;
+          }
+          if (this.blocked(key, mode, seq, true)) return undefined;
+          this.db.run('UPDATE leases SET granted = 1, acquired_at = ? WHERE seq = ?', Date.now(), seq);
+          return { recovered: this.recovering(key, mode) };
+        });
+        if (turn) return { seq, holder, recovered: turn.recovered };
+      }
+    } catch (e) {
+      this.drop(key, seq, holder, false);
+      throw e;
+    } finally {
+      set.delete(wake);
+      if (set.size === 0 && this.waiters.get(key) === set) this.waiters.delete(key);
+      signal?.removeEventListener('abort', wake);
+    }
+  }
+
+  /**
+   * Whether a request for `key` in `mode`, queued at `seq` (Infinity: not yet queued), must wait:
+   * an exclusive request waits for every holder and every earlier waiter; a shared one for an
+   * exclusive holder or an earlier exclusive waiter. Dead blockers are removed when `write` (in a
+   * write transaction), else only skipped.
+   */
+  private blocked(key: string, mode: Mode, seq: number, write: boolean): boolean {
+    const rows = this.db.all<LeaseRow>('SELECT seq, holder, mode, granted, pid, started, host, dirty FROM leases WHERE key = ? ORDER BY seq', key);
+    for (const row of rows) {
+      if (row.seq === seq) continue;
+      const blocks = mode === 'exclusive' ? row.granted === 1 || row.seq < seq : row.mode === 'exclusive' && (row.granted === 1 || row.seq < seq);
+      if (!blocks) continue;
+      if (this.alive(row)) return true;
+      if (!write) continue;
+      this.db.run('DELETE FROM leases WHERE seq = ?', row.seq);
+      if (row.granted === 1 && row.mode === 'exclusive' && row.dirty === 1)
+        this.db.run('INSERT OR REPLACE INTO lease_recovery(key, holder, pid, found_at) VALUES (?, ?, ?, ?)', key, row.holder, row.pid, Date.now());
+    }
+    return false;
+  }
+
+  private recovering(key: string, mode: Mode): boolean {
+    return mode === 'exclusive' && this.db.get('SELECT 1 AS x FROM lease_recovery WHERE key = ?', key) !== undefined;
+  }
+
+  /** Whether the process that wrote `row` still runs. Unknowable cases count as alive: a lease is never taken from a live holder. */
+  private alive(row: LeaseRow): boolean {
+    const self = this.self;
+    if (row.host !== self.host) {
+      // Written before a reboot: that process is gone. In another pid namespace its pid means nothing here.
+      const boot = row.host.slice(0, row.host.indexOf('/'));
+      return !(self.boot !== '' && boot !== '' && boot !== self.boot);
+    }
+    if (!Number.isSafeInteger(row.pid) || row.pid <= 0) return false;
+    if (row.pid === self.pid) return row.started === self.started;
+    const stat = procStat(row.pid);
+    if (stat) return stat.state !== 'Z' && stat.state !== 'X' && (row.started === '' || stat.started === row.started);
+    // No /proc entry: gone, unless /proc hides other users' processes (hidepid) and the pid still answers.
+    try {
+      process.kill(row.pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  }
+
+  /** An idempotent release of the lease at `seq`. */
+  private releaser(key: string, seq: number, holder: string, clearRecovery: boolean): () => void {
+    let done = false;
     return () => {
-      if (released) return;
-      released = true;
-      s.readers--;
-      this.wake(key, s);
+      if (done) return;
+      done = true;
+      this.drop(key, seq, holder, clearRecovery);
     };
   }
 
-  /** Resolves once `key` is held alone; the returned function releases it, or `downgrade` keeps it shared. */
-  async exclusive(key: string): Promise<{ release: () => void; downgrade: () => () => void }> {
-    const s = this.state(key);
-    const grant = (): boolean => {
-      if (s.writer || s.readers > 0) return false;
-      s.writer = true;
-      return true;
+  /**
+   * Removes a lease row; never throws. Inside a caller's transaction it waits for that to end (a
+   * rollback would bring the row back); on a database error it retries in the background while
+   * the database is open (the row would otherwise block others as long as this process lives).
+   */
+  private drop(key: string, seq: number, holder: string, clearRecovery: boolean): void {
+    const retry = (ms: number): void => {
+      setTimeout(() => this.drop(key, seq, holder, clearRecovery), ms).unref();
     };
-    if (s.queue.length > 0 || !grant()) await new Promise<void>((r) => s.queue.push(() => grant() && (r(), true)));
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      s.writer = false;
-      this.wake(key, s);
-    };
-    const downgrade = (): (() => void) => {
-      if (released) throw new Error('lock already released');
-      released = true;
-      s.writer = false;
-      s.readers++;
-      this.wake(key, s);
-      let done = false;
-      return () => {
-        if (done) return;
-        done = true;
-        s.readers--;
-        this.wake(key, s);
-      };
-    };
-    return { release, downgrade };
+    if (!this.db.raw.isOpen) return;
+    if (this.db.inTransaction) return retry(0);
+    try {
+      this.db.transaction(() => {
+        this.db.run('DELETE FROM leases WHERE seq = ? AND holder = ?', seq, holder);
+        if (clearRecovery) this.db.run('DELETE FROM lease_recovery WHERE key = ?', key);
+      });
+      this.wake(key);
+    } catch {
+      retry(RELEASE_RETRY_MS);
+    }
+  }
+
+  private wake(key: string): void {
+    const set = this.waiters.get(key);
+    if (set) for (const wake of [...set]) wake();
   }
 }

@@ -132,6 +132,32 @@ const migrations: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX approvals_state ON approvals(state, created_at);
   `,
+  `
+  -- Cross-process reader/writer leases on a vault's warm checkout (services/vault-locks.ts). A row is
+  -- a holder (granted = 1) or a waiter in arrival order (seq); a holder is alive while its process
+  -- (pid, its start time and the boot and pid namespace it ran in: host) is. dirty marks an
+  -- exclusive holder writing into the checkout in place.
+  CREATE TABLE leases (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    mode TEXT NOT NULL CHECK (mode IN ('shared', 'exclusive')),
+    granted INTEGER NOT NULL CHECK (granted IN (0, 1)),
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL,
+    host TEXT NOT NULL,
+    dirty INTEGER NOT NULL DEFAULT 0 CHECK (dirty IN (0, 1)),
+    acquired_at INTEGER NOT NULL
+  );
+  CREATE INDEX leases_key ON leases(key, seq);
+  -- Keys whose dirty exclusive holder died: the next exclusive holder must rescan the checkout.
+  CREATE TABLE lease_recovery (
+    key TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    found_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

@@ -82,3 +82,26 @@ for (const backend of ['host', 'namespace'] as const)
     const stale = staleGroups();
     assert.deepEqual(stale, [], 'no cgroup of the dead run is left');
   });
+
+test('a host exec killed with Corral leaves no leftovers for the next exec to commit', async () => {
+  const home = tempDir();
+  const scratch = tempDir('corral-scratch-');
+  const env = { CORRAL_SCRATCH: scratch };
+  assert.equal(corral(home, ['vault', 'create', 'v'], { env }).code, 0);
+  const child = spawn(CLI, ['--vault', 'v', 'exec', '--backend', 'host', '--policy', 'permissive', '--grace', '200ms', '--shell', 'echo junk > crashjunk.txt; echo ready; sleep 1000'], {
+    cwd: ROOT,
+    env: { ...process.env, CORRAL_HOME: home, CORRAL_VAULT: '', NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  await waitFor('the command to write', () => out.includes('ready'));
+  process.kill(child.pid!, 'SIGKILL');
+  await waitFor('Corral to be gone', () => !alive(child.pid!));
+  const r = corral(home, ['--vault', 'v', 'exec', '--json', '--backend', 'host', '--policy', 'permissive', '--', 'ls'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.stdout, '', 'the checkout was put back to the head before the next command');
+  assert.equal(r.json.changes.commit, null);
+  assert.match(r.json.warnings.join('\n'), /died while it held the vault's checkout/);
+  assert.deepEqual(corral(home, ['--vault', 'v', 'ls', '/', '--json']).json.entries, []);
+});
