@@ -154,15 +154,24 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
     else spec.signal?.addEventListener('abort', onAbort, { once: true });
 
     let received = 0; // bytes of output so far: the drain below waits until it stops growing
+    // The pipes are read in no set order: output that arrives before the status pipe's 'started'
+    // waits for it, so a listener always sees started, then output, then exit.
+    let early: ExecEvent[] | null = [];
+    const output = (e: ExecEvent): void => (early ? void early.push(e) : emit(e));
+    const flushEarly = (): void => {
+      const queued = early ?? [];
+      early = null;
+      for (const e of queued) emit(e);
+    };
     child.stdout!.on('data', (b: Buffer) => {
       received += b.length;
       stdout.push(b);
-      emit({ type: 'stdout', data: b });
+      output({ type: 'stdout', data: b });
     });
     child.stderr!.on('data', (b: Buffer) => {
       received += b.length;
       stderr.push(b);
-      emit({ type: 'stderr', data: b });
+      output({ type: 'stderr', data: b });
     });
     const statusPipe = child.stdio[3] as Readable;
     statusPipe.setEncoding('utf8');
@@ -175,6 +184,7 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
       if (!started) return;
       commandPid = Number(started[1]);
       emit({ type: 'started', pid: commandPid, supervisorPid: child.pid! });
+      flushEarly();
     });
     extra.forEach((data, i) => {
       const pipe = child.stdio[4 + i] as NodeJS.WritableStream & { on: (e: string, f: () => void) => void };
@@ -218,6 +228,7 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
     });
     child.on('close', (code, sig) => {
       for (const t of timers) clearTimeout(t);
+      flushEarly();
       spec.signal?.removeEventListener('abort', onAbort);
       const lines = status.split('\n');
       let exitCode: number | null = null;
