@@ -507,11 +507,17 @@ export function cleanupStaleCgroups(layout: CgroupLayout, isAlive: (ownerPid: nu
 }
 
 /** Whether a process with this pid exists (for cleanupStaleCgroups). */
+/** Whether `pid` runs: a zombie (dead, not yet reaped by its parent) does not. */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }

@@ -56,7 +56,9 @@ for (const backend of ['host', 'namespace'] as const)
     await waitFor('the detached grandchild', () => grandchildren().length === 1);
     const [gpid] = grandchildren();
     assert.ok(readdirSync(scratch).some((n) => n.startsWith(`x-${child.pid}-`)) || backend === 'host', 'the exec has a scratch dir');
+    const exited = new Promise((r) => child.on('exit', r));
     process.kill(child.pid!, 'SIGKILL');
+    await exited;
     await waitFor('the grandchild to die', () => !alive(gpid!));
     const staleGroups = (): string[] =>
       ['memory', 'pids'].flatMap((c) => {
