@@ -454,3 +454,13 @@ test('an approval keeps only the request, not the caller\'s stdin stream or sign
   assert.equal(a.request.signal, undefined);
   assert.equal(a.request.approvalWaitMs, undefined);
 });
+
+test('--open-files and --file-size set rlimits the command sees', () => {
+  const h = home();
+  const r = execJson(h, ['--policy', 'permissive', '--open-files', '64', '--file-size', '1m', '--shell', 'ulimit -n; ulimit -f']);
+  assert.equal(r.code, 0, r.stdout);
+  assert.equal(r.json.stdout, '64\n1024\n', "bash's ulimit -f counts KiB");
+  const bad = corral(h, ['exec', '--json', '--open-files', '2', '--', 'true']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.json.error.message, /--open-files/);
+});

@@ -23,6 +23,8 @@ interface ExecOptions {
   pids?: string;
   cpu?: string;
   tmpSize?: string;
+  openFiles?: string;
+  fileSize?: string;
   network?: boolean;
   bestEffort?: boolean;
   checkpoint: string;
@@ -64,6 +66,8 @@ export function execRequest(argv: string[], opts: ExecOptions, vault: string): E
   if (opts.pids !== undefined) limits.pids = positive(parseCount(opts.pids, 'pids'), 'pids');
   if (opts.cpu !== undefined) limits.cpuPercent = positive(parseCount(opts.cpu, 'cpu'), 'cpu');
   if (opts.tmpSize !== undefined) limits.tmpSizeBytes = positive(parseSize(opts.tmpSize, 'tmp-size'), 'tmp-size', 4096);
+  if (opts.openFiles !== undefined) limits.openFiles = positive(parseCount(opts.openFiles, 'open-files'), 'open-files', 16);
+  if (opts.fileSize !== undefined) limits.fileSizeBytes = positive(parseSize(opts.fileSize, 'file-size'), 'file-size');
   return {
     vault,
     ...(opts.shell !== undefined ? { shell: opts.shell } : argv.length > 0 ? { argv } : {}),
@@ -137,6 +141,8 @@ export function registerExecCommands(program: Command, ctx: CliContext): void {
     .option('--pids <n>', 'process limit (cgroups)')
     .option('--cpu <percent>', 'CPU quota, 100 = one core (cgroups)')
     .option('--tmp-size <size>', 'size of the private /tmp (namespace backend, default 64m)')
+    .option('--open-files <n>', 'most open files per process (rlimit NOFILE)')
+    .option('--file-size <size>', 'largest file a process may write (rlimit FSIZE)')
     .option('--network', 'allow network access (when the policy allows it)')
     .option('--best-effort', 'run even where a requested limit cannot be enforced (default: refuse, LIMIT_UNENFORCEABLE)')
     .option('--checkpoint <mode>', 'auto: checkpoint first when the policy asks; never', 'auto')
