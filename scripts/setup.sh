@@ -43,13 +43,16 @@ if [ ! -x tools/bin/corral-run ] || [ native/corral-run.c -nt tools/bin/corral-r
   fi
 fi
 
-# bubblewrap for the namespace backend (Debian's package; needs root to install).
-if ! command -v bwrap >/dev/null 2>&1; then
+# Debian packages: bubblewrap for the namespace backend; attr (getfattr) for the overlay tests.
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v getfattr >/dev/null 2>&1 || missing+=(attr)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing bubblewrap" >&2
-    (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; }) \
-      || echo "setup: could not install bubblewrap: the namespace backend is unavailable (corral doctor)" >&2
+    echo "setup: installing ${missing[*]}" >&2
+    (apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1; }) \
+      || echo "setup: could not install ${missing[*]}: without bubblewrap the namespace backend is unavailable (corral doctor)" >&2
   else
-    echo "setup: bubblewrap is missing (sudo apt-get install bubblewrap): the namespace backend is unavailable" >&2
+    echo "setup: missing ${missing[*]} (sudo apt-get install ${missing[*]}): without bubblewrap the namespace backend is unavailable" >&2
   fi
 fi
