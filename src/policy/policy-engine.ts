@@ -3,7 +3,6 @@
 import { CorralError } from '../protocol/errors.ts';
 import { classifyArgv, classifyScript } from './command-classifier.ts';
 import { isDangerousEnv, isValidEnvName } from './env-rules.ts';
-import { readPolicyFile } from './policy-file.ts';
 import { isPresetName, presetDef, presetNames } from './policy-presets.ts';
 import { firstMatch, ruleMatches, stricter, strictestLimits } from './policy-rules.ts';
 import type { CommandAnalysis, CommandCategory, CommandPart, Decision, Policy, PolicyAction, PolicyLimits, PolicyRequest } from './policy-types.ts';
@@ -17,6 +16,8 @@ export async function loadPolicy(spec: string): Promise<Policy> {
   const parser = await loadShellParser();
   if (isPresetName(spec)) return { ...presetDef(spec), parser };
   if (/\.(ya?ml|json)$/i.test(spec)) {
+    // zod and yaml cost ~30 ms to load: only policy files need them, presets do not.
+    const { readPolicyFile } = await import('./policy-file.ts');
     const def = readPolicyFile(spec);
     const policy: Policy = { ...def, parser };
     if (def.network === false)
