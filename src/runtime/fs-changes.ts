@@ -3,7 +3,7 @@
 // is applied to a vault tree. File contents are read only here, at commit time, through
 // readHostFile (O_NOFOLLOW, and the dev/ino the scan saw), so nothing outside is ever read.
 import { CorralError } from '../protocol/errors.ts';
-import { normalizePath, parentOf } from '../protocol/paths.ts';
+import { MAX_COMPONENT_BYTES, MAX_PATH_BYTES, joinPath, normalizePath, parentOf } from '../protocol/paths.ts';
 import { EMPTY_TREE, sha256, type Entry, type ObjectStore } from '../store/object-store.ts';
 import { lookup } from '../store/tree-diff.ts';
 import type { TreeEditor } from '../store/tree-editor.ts';
@@ -25,7 +25,28 @@ export interface FsChangeSet {
   skipped: { path: string; reason: string }[];
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
+
+/**
+ * The vault path of the directory entry `raw` found under the vault path `dir`, or undefined when
+ * the vault cannot hold it (not UTF-8, too long): then it is added to `skipped`.
+ */
+export function entryPath(raw: Buffer, dir: string, skipped: FsChangeSet['skipped']): { name: string; path: string } | undefined {
+  let name: string;
+  try {
+    name = strictUtf8.decode(raw);
+  } catch {
+    skipped.push({ path: joinPath(dir, raw.toString('utf8')), reason: 'name is not valid UTF-8' });
+    return undefined;
+  }
+  const path = joinPath(dir, name);
+  if (raw.length > MAX_COMPONENT_BYTES || (path.length * 3 > MAX_PATH_BYTES && encoder.encode(path).length > MAX_PATH_BYTES)) {
+    skipped.push({ path: path.slice(0, 200), reason: 'path is too long for the vault' });
+    return undefined;
+  }
+  return { name, path };
+}
 
 /** Host file kinds the vault cannot hold, named for the `skipped` list. */
 export function specialKind(st: { isSocket(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): string {

@@ -10,12 +10,10 @@
 // `user.overlay.opaque` (or `trusted.overlay.opaque` for a root mount without userxattr) = "y",
 // which the caller reads (Node has no xattr call) and passes in.
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
-import { MAX_COMPONENT_BYTES, MAX_PATH_BYTES, joinPath } from '../protocol/paths.ts';
 import { errnoCode, hostError } from '../services/host-files.ts';
-import { specialKind, type FsChangeSet } from './fs-changes.ts';
+import { entryPath, specialKind, type FsChangeSet } from './fs-changes.ts';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-const encoder = new TextEncoder();
 
 /**
  * The change set an overlay upper directory holds. `opaqueDirs` are upper-relative paths ('a/b')
@@ -47,19 +45,10 @@ function walk(upper: string, lower: string, rel: string, path: string, lowerIsDi
     throw hostError(e, upper);
   }
   for (const raw of names) {
-    let name: string;
-    try {
-      name = strictUtf8.decode(raw);
-    } catch {
-      out.skipped.push({ path: joinPath(path, raw.toString('utf8')), reason: 'name is not valid UTF-8' });
-      continue;
-    }
-    const p = joinPath(path, name);
+    const entry = entryPath(raw, path, out.skipped);
+    if (!entry) continue;
+    const { name, path: p } = entry;
     const r = rel === '' ? name : `${rel}/${name}`;
-    if (raw.length > MAX_COMPONENT_BYTES || (p.length * 3 > MAX_PATH_BYTES && encoder.encode(p).length > MAX_PATH_BYTES)) {
-      out.skipped.push({ path: p.slice(0, 200), reason: 'path is too long for the vault' });
-      continue;
-    }
     const upperPath = upper + '/' + name;
     const lowerPath = lower + '/' + name;
     let st: Stats | undefined;

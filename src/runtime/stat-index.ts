@@ -8,11 +8,11 @@ import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSyn
 import { createHash, randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 import { CorralError } from '../protocol/errors.ts';
-import { MAX_COMPONENT_BYTES, MAX_PATH_BYTES, joinPath } from '../protocol/paths.ts';
+import { joinPath } from '../protocol/paths.ts';
 import { sha256, type Entry, type ObjectStore } from '../store/object-store.ts';
 import { walkTree } from '../store/tree-diff.ts';
 import { errnoCode, hostError } from '../services/host-files.ts';
-import { specialKind, type FsChange, type FsChangeSet } from './fs-changes.ts';
+import { entryPath, specialKind, type FsChange, type FsChangeSet } from './fs-changes.ts';
 
 /**
  * How much older than the moment it was recorded a file's timestamps must be for its entry to be
@@ -167,18 +167,9 @@ function scanLevel(host: string, path: string, baseHash: string | undefined, ind
   }
   const seen = new Set<string>();
   for (const raw of names) {
-    let name: string;
-    try {
-      name = strictUtf8.decode(raw);
-    } catch {
-      out.skipped.push({ path: joinPath(path, raw.toString('utf8')), reason: 'name is not valid UTF-8' });
-      continue;
-    }
-    const p = joinPath(path, name);
-    if (raw.length > MAX_COMPONENT_BYTES || (p.length * 3 > MAX_PATH_BYTES && encoder.encode(p).length > MAX_PATH_BYTES)) {
-      out.skipped.push({ path: p.slice(0, 200), reason: 'path is too long for the vault' });
-      continue;
-    }
+    const entry = entryPath(raw, path, out.skipped);
+    if (!entry) continue;
+    const { name, path: p } = entry;
     seen.add(name);
     const hostPath = host + '/' + name;
     const was = base.get(name);

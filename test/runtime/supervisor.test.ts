@@ -2,6 +2,7 @@
 // output is capped head and tail, binary-safe, streamed, with heartbeats.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { pidAlive } from '../../src/runtime/cgroups.ts';
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,15 +14,6 @@ import { tempDir } from '../helpers.ts';
 
 const env = { PATH: '/usr/bin:/bin', SHLVL: '1' };
 const base = { env, timeoutMs: 10_000, graceMs: 300, outputCap: 1 << 20 } satisfies Partial<SupervisedSpec>;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('supervisorArgs passes limits, cgroups, overlay and the command after --', () => {
   const args = supervisorArgs({ ...base, argv: ['echo', '--', 'x'], cgroupProcs: ['/sys/fs/cgroup/pids/a/cgroup.procs'], rlimits: { NOFILE: 64, CORE: 0 }, overlay: { lower: '/l', upper: '/u', work: '/w', merged: '/m' }, chdir: '/m/src' });
@@ -58,7 +50,7 @@ test('timeout: SIGTERM then SIGKILL to the whole tree, including a detached gran
   const { readFileSync } = await import('node:fs');
   const gpid = Number(readFileSync(pidFile, 'utf8'));
   assert.ok(gpid > 0);
-  assert.equal(alive(gpid), false, 'no process of the exec is left');
+  assert.equal(pidAlive(gpid), false, 'no process of the exec is left');
 });
 
 test('a command that exits leaves nothing behind: background and nohup children are killed', async () => {
@@ -67,7 +59,7 @@ test('a command that exits leaves nothing behind: background and nohup children 
   const r = await runSupervised({ ...base, argv: ['sh', '-c', `nohup sleep 1000 >/dev/null 2>&1 & echo $! > ${pidFile}; (setsid sleep 1001 &); exit 0`] });
   assert.equal(r.exitCode, 0);
   const { readFileSync } = await import('node:fs');
-  assert.equal(alive(Number(readFileSync(pidFile, 'utf8'))), false);
+  assert.equal(pidAlive(Number(readFileSync(pidFile, 'utf8'))), false);
 });
 
 test('a command killed by a signal reports it', async () => {

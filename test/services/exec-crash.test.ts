@@ -2,20 +2,12 @@
 // and the next run removes what the dead one left (scratch directories, cgroups).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { pidAlive } from '../../src/runtime/cgroups.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI, ROOT, corral, tempDir } from '../helpers.ts';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function waitFor(what: string, check: () => boolean, ms = 8000): Promise<void> {
   const end = Date.now() + ms;
@@ -59,7 +51,7 @@ for (const backend of ['host', 'namespace'] as const)
     const exited = new Promise((r) => child.on('exit', r));
     process.kill(child.pid!, 'SIGKILL');
     await exited;
-    await waitFor('the grandchild to die', () => !alive(gpid!));
+    await waitFor('the grandchild to die', () => !pidAlive(gpid!));
     const staleGroups = (): string[] =>
       ['memory', 'pids'].flatMap((c) => {
         const dir = `/sys/fs/cgroup/${c}`;
@@ -99,7 +91,7 @@ test('a host exec killed with Corral leaves no leftovers for the next exec to co
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   await waitFor('the command to write', () => out.includes('ready'));
   process.kill(child.pid!, 'SIGKILL');
-  await waitFor('Corral to be gone', () => !alive(child.pid!));
+  await waitFor('Corral to be gone', () => !pidAlive(child.pid!));
   const r = corral(home, ['--vault', 'v', 'exec', '--json', '--backend', 'host', '--policy', 'permissive', '--', 'ls'], { env });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.json.stdout, '', 'the checkout was put back to the head before the next command');

@@ -1,6 +1,7 @@
 // The whole exec pipeline against real vaults, real processes and real bubblewrap.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { pidAlive } from '../../src/runtime/cgroups.ts';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execExitCode } from '../../src/protocol/exec-result.ts';
@@ -21,15 +22,6 @@ function setup() {
   corral.files.write('v', '/gone.txt', text('bye\n'));
   corral.files.write('v', '/src/main.c', text('int main(){}\n'));
   return corral;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 for (const backend of backends) {
@@ -109,7 +101,7 @@ for (const backend of backends) {
     assert.equal(r.stdout, 'before\n');
     assert.ok(r.signal === 'SIGKILL' || r.signal === 'SIGTERM', String(r.signal));
     assert.equal(execExitCode(r), 124);
-    if (backend === 'host') assert.equal(alive(Number(readFileSync(pidFile, 'utf8'))), false, 'the detached grandchild is gone');
+    if (backend === 'host') assert.equal(pidAlive(Number(readFileSync(pidFile, 'utf8'))), false, 'the detached grandchild is gone');
   });
 
   test(`${backend}: the environment is clean: host secrets are not visible, --env adds, PATH/HOME/LANG set`, async () => {
