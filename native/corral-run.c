@@ -12,10 +12,13 @@
 //     takes the pid namespace down with SIGKILL at once, so the command would get no grace at all);
 //   - when the command ends, kills what it left behind, reaps everything, and reports the exit
 //     status, rusage and the overlay's opaque directories on the status fd.
+// With --passive it only runs the command and reports how it ended: the namespace backend runs a
+// passive copy inside bwrap as the command's parent, because bwrap's own init turns a command
+// killed by signal N into exit 128+N (the outer supervisor handles termination for both).
 //
 // Usage: corral-run [--cgroup-procs FILE]... [--overlay LOWER UPPER WORK MERGED] [--chdir DIR]
 //                   [--rlimit NAME=VALUE]... [--grace-ms N] [--term-spare-child] [--status-fd N]
-//                   [--extra-fds N] -- ARGV...
+//                   [--extra-fds N] [--passive] -- ARGV...
 // The command keeps fds 0-2 and, with --extra-fds N, fds 4 .. 3+N; every other inherited fd is closed.
 // Status lines (fd given by --status-fd): "started PID", "exit CODE" | "signal NUM",
 // "rusage UTIME_US STIME_US MAXRSS_KB INBLOCK OUBLOCK", "opaque HEX(PATH)", "error TEXT", and
@@ -256,6 +259,7 @@ int main(int argc, char **argv) {
   long grace_ms = 2000;
   int spare_child = 0;
   int extra_fds = 0;
+  int passive = 0;
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -284,6 +288,8 @@ int main(int argc, char **argv) {
       grace_ms = atol(argv[++i]);
     } else if (!strcmp(a, "--term-spare-child")) {
       spare_child = 1;
+    } else if (!strcmp(a, "--passive")) {
+      passive = 1;
     } else if (!strcmp(a, "--status-fd") && i + 1 < argc) {
       status_fd = atoi(argv[++i]);
       fcntl(status_fd, F_SETFD, FD_CLOEXEC);
@@ -363,7 +369,7 @@ int main(int argc, char **argv) {
   while (!child_done) {
     reap_all(child, &child_status, &child_done);
     if (child_done) break;
-    if (term_requested && kill_at < 0) {
+    if (term_requested && kill_at < 0 && !passive) {
       signal_tree(SIGTERM, spare_child ? child : 0);
       kill_at = now_ms() + grace_ms;
     }

@@ -32,7 +32,15 @@ export interface BwrapSpec {
   newSession?: boolean;
   /** Further host paths shown read-only at the same place (e.g. /opt/toolchain), when present. */
   extraReadOnly?: string[];
+  /**
+   * The supervisor binary, run passively inside the sandbox as the command's parent so the command's
+   * real exit status (a signal, not bwrap's 128+N) is reported on `statusFd`.
+   */
+  init?: { path: string; statusFd: number };
 }
+
+/** Where the sandbox sees the passive supervisor. */
+export const SANDBOX_INIT = '/run/corral/init';
 
 export const SANDBOX_WORKSPACE = '/workspace';
 
@@ -88,6 +96,9 @@ export function buildBwrapArgs(spec: BwrapSpec): string[] {
   checkId('gid', spec.gid);
   const hostname = spec.hostname ?? 'corral';
   if (!HOSTNAME.test(hostname)) throw invalid(`the hostname must be letters, digits and '-' (at most 63), got '${hostname}'`, { hostname });
+  if (spec.init) checkHostPath('the supervisor', spec.init.path);
+  if (spec.init && !(Number.isInteger(spec.init.statusFd) && spec.init.statusFd >= 3 && spec.init.statusFd !== spec.seccompFd))
+    throw invalid(`the supervisor's status fd must be 3 or more and not the seccomp fd, got ${spec.init.statusFd}`, { statusFd: spec.init.statusFd });
   if (spec.seccompFd !== undefined && !(Number.isInteger(spec.seccompFd) && spec.seccompFd >= 3))
     throw invalid(`the seccomp fd must be 3 or more (0-2 are stdio), got ${spec.seccompFd}`, { seccompFd: spec.seccompFd });
   for (const p of spec.extraReadOnly ?? []) {
@@ -134,11 +145,13 @@ export function buildBwrapArgs(spec: BwrapSpec): string[] {
   args.push('--size', size, '--tmpfs', '/tmp');
   args.push('--symlink', '../tmp', '/var/tmp');
   args.push(spec.readonly ? '--ro-bind' : '--bind', spec.workspace, SANDBOX_WORKSPACE);
+  if (spec.init) args.push('--perms', '0755', '--dir', '/run', '--perms', '0755', '--dir', '/run/corral', '--ro-bind', spec.init.path, SANDBOX_INIT);
   // Last: the root tmpfs and /dev's tmpfs become read-only; mounts on them (/tmp, /dev/shm, /workspace) keep their own mode.
   args.push('--remount-ro', '/dev');
   args.push('--remount-ro', '/');
   if (spec.seccompFd !== undefined) args.push('--seccomp', String(spec.seccompFd));
   args.push('--chdir', cwd);
-  args.push('--', ...spec.argv);
+  if (spec.init) args.push('--', SANDBOX_INIT, '--passive', '--status-fd', String(spec.init.statusFd), '--', ...spec.argv);
+  else args.push('--', ...spec.argv);
   return args;
 }

@@ -10,7 +10,7 @@ import { detectCgroups, type CgroupLayout } from './cgroups.ts';
 import { cgroupLimits } from './host-backend.ts';
 import { buildSeccompFilter } from './seccomp-filter.ts';
 import { removeScratch, SupervisedSandbox, type Launch } from './supervised-sandbox.ts';
-import { runSupervised, scratchRoot, supervisorAvailable, supervisorPath } from './supervisor.ts';
+import { innerStatusFd, runSupervised, scratchRoot, supervisorAvailable, supervisorPath } from './supervisor.ts';
 
 export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
 /** bwrap gets the seccomp program on this fd (the supervisor's first extra fd). */
@@ -32,8 +32,8 @@ export function findExecutable(name: string, path = process.env.PATH ?? '/usr/bi
 
 class NamespaceSandbox extends SupervisedSandbox {
   readonly backend = 'namespace' as const;
-  /** The supervisor, bwrap and the pid namespace's init. */
-  protected readonly pidsOverhead = 3;
+  /** The supervisor, bwrap, the pid namespace's init and the passive supervisor inside. */
+  protected readonly pidsOverhead = 4;
   private readonly bwrap: string;
   private readonly seccomp: Buffer;
 
@@ -50,15 +50,15 @@ class NamespaceSandbox extends SupervisedSandbox {
   protected launch(exec: ExecSpec, scratch: string): Launch {
     const limits = { ...this.spec.limits, ...exec.limits };
     const cwd = exec.cwd === '/' ? SANDBOX_WORKSPACE : SANDBOX_WORKSPACE + exec.cwd;
-    const common = { cwd, argv: exec.argv, env: exec.env, network: this.spec.network, tmpSizeBytes: limits.tmpSizeBytes ?? DEFAULT_TMP_SIZE, seccompFd: SECCOMP_FD };
-    if (this.spec.readonly) {
-      const args = buildBwrapArgs({ ...common, workspace: this.spec.checkout, readonly: true });
-      return { argv: [this.bwrap, ...args], extraFds: [this.seccomp], termSpareChild: true };
-    }
+    // The supervisor also runs inside, passively, as the command's parent: it reports the command's
+    // own end (bwrap's init would turn a signal into exit 128+N, and a missing program into exit 1).
+    const init = { path: supervisorPath(), statusFd: innerStatusFd(1) };
+    const common = { cwd, argv: exec.argv, env: exec.env, network: this.spec.network, tmpSizeBytes: limits.tmpSizeBytes ?? DEFAULT_TMP_SIZE, seccompFd: SECCOMP_FD, init };
+    const launch = { extraFds: [this.seccomp], termSpareChild: true, innerStatus: true };
+    if (this.spec.readonly) return { ...launch, argv: [this.bwrap, ...buildBwrapArgs({ ...common, workspace: this.spec.checkout, readonly: true })] };
     const overlay = { lower: this.spec.checkout, upper: join(scratch, 'upper'), work: join(scratch, 'work'), merged: join(scratch, 'merged') };
     for (const d of [overlay.upper, overlay.work, overlay.merged]) mkdirSync(d);
-    const args = buildBwrapArgs({ ...common, workspace: overlay.merged, readonly: false });
-    return { argv: [this.bwrap, ...args], overlay, extraFds: [this.seccomp], upperDir: overlay.upper, termSpareChild: true };
+    return { ...launch, argv: [this.bwrap, ...buildBwrapArgs({ ...common, workspace: overlay.merged, readonly: false })], overlay, upperDir: overlay.upper };
   }
 }
 

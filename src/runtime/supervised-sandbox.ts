@@ -20,6 +20,8 @@ export interface Launch {
   upperDir?: string;
   /** See SupervisedSpec.termSpareChild (bwrap). */
   termSpareChild?: boolean;
+  /** See SupervisedSpec.innerStatus (a passive supervisor inside bwrap). */
+  innerStatus?: boolean;
 }
 
 /**
@@ -183,6 +185,7 @@ export abstract class SupervisedSandbox implements Sandbox {
         timeoutMs: exec.timeoutMs,
         graceMs: exec.graceMs,
         termSpareChild: launch.termSpareChild,
+        innerStatus: launch.innerStatus,
         outputCap: exec.outputCap,
         heartbeatMs: exec.heartbeatMs,
         signal: exec.signal,

@@ -44,6 +44,11 @@ export interface SupervisedSpec {
    * namespace's init ignores a SIGTERM from outside, so only the command inside gets it.
    */
   termSpareChild?: boolean;
+  /**
+   * A passive supervisor inside the sandbox reports the command's own end on the fd after the
+   * extra fds (see innerStatusFd): preferred to what the outer one saw (bwrap's 128+N).
+   */
+  innerStatus?: boolean;
   /** Per stream. */
   outputCap: number;
   heartbeatMs?: number;
@@ -86,7 +91,7 @@ export const MAX_GRACE_MS = 60_000;
 const DRAIN_MS = 100;
 
 export function supervisorArgs(spec: SupervisedSpec): string[] {
-  const args: string[] = ['--status-fd', '3', '--grace-ms', String(graceOf(spec)), '--extra-fds', String(spec.extraFds?.length ?? 0)];
+  const args: string[] = ['--status-fd', '3', '--grace-ms', String(graceOf(spec)), '--extra-fds', String((spec.extraFds?.length ?? 0) + (spec.innerStatus ? 1 : 0))];
   if (spec.termSpareChild) args.push('--term-spare-child');
   for (const f of spec.cgroupProcs ?? []) args.push('--cgroup-procs', f);
   if (spec.overlay) args.push('--overlay', spec.overlay.lower, spec.overlay.upper, spec.overlay.work, spec.overlay.merged);
@@ -110,6 +115,21 @@ function killGroup(pgid: number): void {
   }
 }
 
+/** The fd a passive inner supervisor reports on: right after the extra fds (4, 5, …). */
+export function innerStatusFd(extraFds: number): number {
+  return 4 + extraFds;
+}
+
+/** The exit status lines of a passive supervisor's report, when it got that far. */
+function innerEnd(text: string): { exitCode: number | null; signal: string | null } | undefined {
+  for (const line of text.split('\n')) {
+    const [word, value] = line.split(' ');
+    if (word === 'exit') return { exitCode: Number(value), signal: null };
+    if (word === 'signal') return { exitCode: null, signal: signalName(Number(value)) };
+  }
+  return undefined;
+}
+
 export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
   const helper = supervisorPath();
   if (!existsSync(helper))
@@ -121,8 +141,14 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
     const child = spawn(helper, supervisorArgs(spec), {
       env: spec.env,
       // No input: /dev/null rather than a pipe to close (one socketpair less per exec).
-      stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', ...extra.map(() => 'pipe' as const)],
+      stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', ...extra.map(() => 'pipe' as const), ...(spec.innerStatus ? ['pipe' as const] : [])],
     });
+    let inner = '';
+    if (spec.innerStatus) {
+      const pipe = child.stdio[innerStatusFd(extra.length)] as Readable;
+      pipe.setEncoding('utf8');
+      pipe.on('data', (text: string) => (inner += text));
+    }
     const stdout = new OutputCapture(spec.outputCap);
     const stderr = new OutputCapture(spec.outputCap);
     const emit = spec.onEvent ?? (() => undefined);
@@ -265,9 +291,12 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
         else reject(new CorralError('EXEC_FAILED', `the exec's supervisor ended (exit ${code}) without reporting the end of the command: processes of the command may have escaped; check for leftover processes and run it again`, details));
         return;
       }
-      // bwrap (the spared child) reports a command killed by signal N as exit 128+N: after a timeout
-      // or a cancel, that is the termination's signal, reported as such like on the host backend.
-      if (spec.termSpareChild && (timedOut || cancelled) && exitCode !== null && exitCode > 128 && exitCode <= 128 + 64) {
+      // The passive supervisor inside the sandbox saw how the command itself ended.
+      const own = innerEnd(inner);
+      if (own) ({ exitCode, signal } = own);
+      // Without it, bwrap (the spared child) reports a command killed by signal N as exit 128+N: after
+      // a timeout or a cancel, that is the termination's signal, reported as such like on the host backend.
+      else if (spec.termSpareChild && (timedOut || cancelled) && exitCode !== null && exitCode > 128 && exitCode <= 128 + 64) {
         signal = signalName(exitCode - 128);
         exitCode = null;
       }

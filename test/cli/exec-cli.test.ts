@@ -248,10 +248,13 @@ test('--backend host and namespace; a command killed by a signal', () => {
   assert.equal(ns.json.backend, 'namespace');
   assert.equal(ns.json.stdout, '/workspace\ncorral\n');
   assert.deepEqual(ns.json.changes.added.map((c: { path: string }) => c.path), ['/n.txt']);
-  // bwrap's init reaps the command: a signal death comes back as 128+N, like a shell reports it.
+  // Both backends report a signal death the same way: signal set, exitCode null, exit 128+N.
   const nsKilled = execJson(h, ['--backend', 'namespace', '--shell', 'kill -9 $$']);
   assert.equal(nsKilled.code, 137);
-  assert.equal(nsKilled.json.exitCode, 137);
+  assert.equal(nsKilled.json.signal, 'SIGKILL');
+  assert.equal(nsKilled.json.exitCode, null);
+  const missing = execJson(h, ['--backend', 'namespace', '--', 'no-such-program']);
+  assert.equal(missing.code, 127, 'a missing program exits 127 on both backends');
 });
 
 test('--policy: a preset, and a policy file with a rule and a timeout limit', () => {
