@@ -175,6 +175,8 @@ export class ExecService {
     };
     let run: RunResult | undefined;
     const releases: (() => void)[] = [];
+    /** A host exec's checkout while its writes are not yet committed or put back. */
+    let inPlace: { id: number; base: string } | undefined;
     try {
       // validating
       sm.to('validating');
@@ -266,6 +268,7 @@ export class ExecService {
       const sandbox = await backend.create({ checkout: warm.dir, readonly: readonly && overlay, network, limits, bestEffort: Boolean(req.bestEffort) });
       sm.to('executing');
       const home = backend.name === 'namespace' ? '/workspace' : warm.dir;
+      if (!overlay) inPlace = { id: warm.id, base: warm.base };
       run = await sandbox.exec({
         argv,
         cwd,
@@ -301,6 +304,7 @@ export class ExecService {
       const failed = run.timedOut || run.cancelled || run.exitCode !== 0;
       const discard = readonly ? 'readonly' : run.cancelled ? 'cancelled' : failed && req.onFailure === 'discard' ? (run.timedOut ? 'timedOut' : 'failed') : undefined;
       result.changes = this.summarize(vault.name, warm, run, discard, overlay, { execId: id, command: commandText });
+      inPlace = undefined;
       if (result.changes.conflicts) result.warnings.push(`not committed: the vault changed meanwhile at ${result.changes.conflicts.slice(0, 5).join(', ')}${result.changes.conflicts.length > 5 ? '…' : ''}; run the command again`);
       result.status = 'completed';
       this.audit(result, commandText);
@@ -312,6 +316,14 @@ export class ExecService {
       sm.to('failed');
       result.status = 'failed';
       result.error = { code: err.code, message: err.message, details: err.details };
+      // A host exec that failed half-way wrote into the checkout: put it back before the lock goes,
+      // so the next exec does not commit those writes as its own.
+      if (inPlace)
+        try {
+          this.checkouts.syncTo(inPlace.id, inPlace.base);
+        } catch (e2) {
+          result.warnings.push(`could not put the checkout back after the failure: ${(e2 as Error).message}`);
+        }
       try {
         this.audit(result, result.command.shell ?? quoteArgv(result.command.argv));
       } catch {

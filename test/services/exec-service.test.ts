@@ -377,3 +377,13 @@ test('a command cannot leave a setuid file in the vault', async () => {
   assert.equal(r.status, 'completed');
   assert.equal(corral.files.stat('v', '/rootsh').mode, 0o755);
 });
+
+test('a host exec that fails half-way (its supervisor killed) leaves nothing for the next exec to commit', async () => {
+  const corral = setup();
+  const r = await corral.exec.run({ vault: 'v', backend: 'host', policy: 'full-access', shell: 'echo half > half.txt; kill -9 $PPID; sleep 1' });
+  assert.equal(r.status, 'failed');
+  assert.equal(r.error?.code, 'EXEC_FAILED');
+  const next = await corral.exec.run({ vault: 'v', backend: 'host', policy: 'permissive', argv: ['true'] });
+  assert.equal(next.changes?.commit, null);
+  assert.equal(corral.files.reader('v').lstat('/half.txt'), undefined);
+});
