@@ -4,7 +4,7 @@ import { userInfo } from 'node:os';
 import { Command } from 'commander';
 import { Corral } from '../services/corral.ts';
 import { CorralError, toCorralError } from '../protocol/errors.ts';
-import { MAX_ENTRY_BYTES } from '../services/transfer-limits.ts';
+import { MAX_ENTRY_BYTES } from '../runtime/transfer-limits.ts';
 import { Output } from './output.ts';
 
 export interface GlobalOptions {

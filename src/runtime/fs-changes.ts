@@ -7,8 +7,8 @@ import { MAX_COMPONENT_BYTES, MAX_PATH_BYTES, joinPath, normalizePath, parentOf 
 import { EMPTY_TREE, sha256, type Entry, type ObjectStore } from '../store/object-store.ts';
 import { lookup } from '../store/tree-diff.ts';
 import type { TreeEditor } from '../store/tree-editor.ts';
-import { readHostFile } from '../services/host-files.ts';
-import { checkFileSize } from '../services/transfer-limits.ts';
+import { readHostFile } from './host-files.ts';
+import { checkFileSize } from './transfer-limits.ts';
 
 export type FsChange =
   /** A regular file exists at `path` after the command; its content is read from `hostPath` at commit. */

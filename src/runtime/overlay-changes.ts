@@ -10,7 +10,7 @@
 // `user.overlay.opaque` (or `trusted.overlay.opaque` for a root mount without userxattr) = "y",
 // which the caller reads (Node has no xattr call) and passes in.
 import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
-import { errnoCode, hostError } from '../services/host-files.ts';
+import { errnoCode, hostError } from './host-files.ts';
 import { entryPath, specialKind, type FsChangeSet } from './fs-changes.ts';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });

@@ -11,7 +11,7 @@ import { CorralError } from '../protocol/errors.ts';
 import { joinPath } from '../protocol/paths.ts';
 import { sha256, type Entry, type ObjectStore } from '../store/object-store.ts';
 import { walkTree } from '../store/tree-diff.ts';
-import { errnoCode, hostError } from '../services/host-files.ts';
+import { errnoCode, hostError } from './host-files.ts';
 import { entryPath, specialKind, type FsChange, type FsChangeSet } from './fs-changes.ts';
 
 /**

@@ -11,7 +11,7 @@ import { MAX_COMPONENT_BYTES, normalizePath, validateCheckpointName, validateMet
 import { commitId, type Caller, type CommitRow, type CorralStore, type Origin, type Quota } from '../store/corral-store.ts';
 import { EMPTY_TREE, encodeTree, sha256, type Entry } from '../store/object-store.ts';
 import type { ServiceDeps } from './corral.ts';
-import { checkOutputFile, createTempBeside, publishHostFile } from './host-files.ts';
+import { checkOutputFile, createTempBeside, publishHostFile } from '../runtime/host-files.ts';
 import { markTrees, reachableCommits } from './reachability.ts';
 import { validateMetaValue } from './tag-service.ts';
 

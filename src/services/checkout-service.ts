@@ -17,7 +17,7 @@ import { applyFsChanges, type FsChangeSet } from '../runtime/fs-changes.ts';
 import { buildIndex, indexFile, loadIndex, saveIndex, scanDir, type IndexEntry, type StatIndex } from '../runtime/stat-index.ts';
 import type { ServiceDeps } from './corral.ts';
 import { HistoryService } from './history-service.ts';
-import { checkEntryName, ensureHostDir, errnoCode, finishHostDir, hostError, unsafeHostPath, writeHostFile, writeHostLink, type HostDir } from './host-files.ts';
+import { checkEntryName, ensureHostDir, errnoCode, finishHostDir, hostError, unsafeHostPath, writeHostFile, writeHostLink, type HostDir } from '../runtime/host-files.ts';
 import { TransferService } from './transfer-service.ts';
 
 /** One path a commit (or a pending commit) changes. Directories appear only when empty or when their mode changed. */

@@ -7,7 +7,7 @@ import { copyPathAttributes, dropPathAttributes, movePathAttributes } from '../s
 import { TreeReader } from '../store/tree-reader.ts';
 import type { TreeEditor } from '../store/tree-editor.ts';
 import type { ServiceDeps } from './corral.ts';
-import { checkFileSize } from './transfer-limits.ts';
+import { checkFileSize } from '../runtime/transfer-limits.ts';
 
 export interface FileStat {
   path: string;

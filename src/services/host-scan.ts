@@ -3,9 +3,9 @@
 import { lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { CorralError } from '../protocol/errors.ts';
 import { MAX_PATH_BYTES, joinPath } from '../protocol/paths.ts';
-import { errnoCode, hostError, readHostFile, type HostIdentity } from './host-files.ts';
+import { errnoCode, hostError, readHostFile, type HostIdentity } from '../runtime/host-files.ts';
 import { planDir, pointsOutside, writeAheadBatcher, type PlanDir, type PlanFile } from './import-plan.ts';
-import { checkFileSize } from './transfer-limits.ts';
+import { checkFileSize } from '../runtime/transfer-limits.ts';
 import type { OutsideLink, SkippedEntry } from './transfer-service.ts';
 import type { TransferTally } from './transfer-tally.ts';
 

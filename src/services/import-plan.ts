@@ -6,8 +6,8 @@ import { CorralError } from '../protocol/errors.ts';
 import { joinPath, parentOf } from '../protocol/paths.ts';
 import type { Entry, ObjectStore } from '../store/object-store.ts';
 import type { TreeEditor } from '../store/tree-editor.ts';
-import type { HostIdentity } from './host-files.ts';
-import { WRITE_AHEAD_BYTES, WRITE_AHEAD_FILES, checkFileSize } from './transfer-limits.ts';
+import type { HostIdentity } from '../runtime/host-files.ts';
+import { WRITE_AHEAD_BYTES, WRITE_AHEAD_FILES, checkFileSize } from '../runtime/transfer-limits.ts';
 import type { TransferTally } from './transfer-tally.ts';
 
 export interface PlanDir {

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type { Header } from 'tar-stream';
 import { CorralError } from '../protocol/errors.ts';
 import { joinPath, normalizePath } from '../protocol/paths.ts';
-import { hostError } from './host-files.ts';
+import { hostError } from '../runtime/host-files.ts';
 
 /** An entry's body: it must be read to its end (or skipped) before the next entry comes. */
 export type TarBody = AsyncIterable<Buffer>;

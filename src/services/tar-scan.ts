@@ -7,7 +7,7 @@ import { MAX_PATH_BYTES, joinPath } from '../protocol/paths.ts';
 import type { Quota } from '../store/corral-store.ts';
 import { placeInPlan, planDir, pointsOutside, writeAheadBatcher, type PlanDir, type PlanFile } from './import-plan.ts';
 import { forEachTarEntry, readTarBody, skipTarBody, tarEntryParts, tarMtime } from './tar-entries.ts';
-import { MAX_TAR_BYTES, MAX_TAR_ENTRIES, checkFileSize } from './transfer-limits.ts';
+import { MAX_TAR_BYTES, MAX_TAR_ENTRIES, checkFileSize } from '../runtime/transfer-limits.ts';
 import type { OutsideLink, ProgressCallback, SkippedEntry } from './transfer-service.ts';
 
 export interface TarScanOptions {

@@ -3,7 +3,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Header } from 'tar-stream';
-import { hostError } from './host-files.ts';
+import { hostError } from '../runtime/host-files.ts';
 
 /** Adds one entry (with its data, for a file); resolves once the entry is packed. */
 export type AddTarEntry = (header: Partial<Header> & { name: string }, data?: Uint8Array) => Promise<void>;

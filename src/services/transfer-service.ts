@@ -13,7 +13,7 @@ import type { Caller, Commit, CorralStore } from '../store/corral-store.ts';
 import type { Entry } from '../store/object-store.ts';
 import { TreeReader } from '../store/tree-reader.ts';
 import type { ServiceDeps } from './corral.ts';
-import { checkEntryName, checkHostDir, ensureHostDir, finishHostDir, hostError, makeHostDir, writeHostFile, writeHostLink, type HostDir } from './host-files.ts';
+import { checkEntryName, checkHostDir, ensureHostDir, finishHostDir, hostError, makeHostDir, writeHostFile, writeHostLink, type HostDir } from '../runtime/host-files.ts';
 import { readScannedFiles, scanHostDir, type HostScan } from './host-scan.ts';
 import { buildPlan, graftPlan, type PlanDir, type PlanFile } from './import-plan.ts';
 import { scanTarStream } from './tar-scan.ts';

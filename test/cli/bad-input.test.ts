@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { corral, openCorral, tempDir, testCaller } from '../helpers.ts';
 import { isCorralError } from '../../src/protocol/errors.ts';
-import { MAX_ENTRY_BYTES, SQLITE_MAX_LENGTH } from '../../src/services/transfer-limits.ts';
+import { MAX_ENTRY_BYTES, SQLITE_MAX_LENGTH } from '../../src/runtime/transfer-limits.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const hostilePaths = ['/../etc/passwd', '../x', '/a/../../b', '/a\0b', '/' + 'n'.repeat(256), '/ok/' + 'é'.repeat(200)];
@@ -182,7 +182,7 @@ test("stdin and host files are read only up to the vault's max file size", async
   assert.equal(r.code, 5);
   assert.equal(r.json.error.code, 'QUOTA_EXCEEDED');
   // A host file that grew after the scan stops being read at the limit.
-  const { readHostFile } = await import('../../src/services/host-files.ts');
+  const { readHostFile } = await import('../../src/runtime/host-files.ts');
   const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
   const file = join(tempDir(), 'grown.bin');

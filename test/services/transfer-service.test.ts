@@ -8,7 +8,7 @@ import { pack as tarPack } from 'tar-stream';
 import { openCorral, tempDir } from '../helpers.ts';
 import { isCorralError } from '../../src/protocol/errors.ts';
 import type { Corral } from '../../src/services/corral.ts';
-import { WRITE_AHEAD_FILES } from '../../src/services/transfer-limits.ts';
+import { WRITE_AHEAD_FILES } from '../../src/runtime/transfer-limits.ts';
 
 const SECRET = 'secret outside the imported tree';
 

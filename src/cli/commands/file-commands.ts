@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { CorralError } from '../../protocol/errors.ts';
 import { type CliContext, readStdin } from '../context.ts';
-import { MAX_ENTRY_BYTES } from '../../services/transfer-limits.ts';
+import { MAX_ENTRY_BYTES } from '../../runtime/transfer-limits.ts';
 import { fileSizeQuotaError } from '../../store/tree-editor.ts';
 import { escapeControls as safe, formatBytes, formatMode, formatTime, shortId, table, type Colors, examples } from '../output.ts';
 import type { FileStat, TreeNode } from '../../services/file-service.ts';

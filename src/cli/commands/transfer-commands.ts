@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { CorralError } from '../../protocol/errors.ts';
 import type { CliContext } from '../context.ts';
 import { formatBytes, shortId } from '../output.ts';
-import { checkOutputFile, createTempBeside, hostError, publishHostFile } from '../../services/host-files.ts';
+import { checkOutputFile, createTempBeside, hostError, publishHostFile } from '../../runtime/host-files.ts';
 import type { ExportResult, ImportResult, ProgressCallback, TransferCounts } from '../../services/transfer-service.ts';
 
 function countsText(d: TransferCounts): string {

@@ -1,4 +1,4 @@
-// Reading and writing files, links and directories on the host for imports and exports. Nothing
+// Reading and writing files, links and directories on the host: imports, exports and checkouts. Nothing
 // here follows a symlink: opens use O_NOFOLLOW, and a name in the way is replaced, not written through.
 import {
   closeSync,
