@@ -120,7 +120,9 @@ export class ApprovalService {
   private answer(id: string, state: 'approved' | 'denied', reason: string): Approval {
     this.expire();
     const current = this.get(id);
-    return this.store.write(this.caller, current.vault, { op: state === 'approved' ? 'approval.approve' : 'approval.deny', target: id, details: { reason, command: current.command } }, () => {
+    // Locally the agent and the person may be the same user: the record says so, for whoever audits.
+    const selfAnswered = current.requester === this.caller.actor;
+    return this.store.write(this.caller, current.vault, { op: state === 'approved' ? 'approval.approve' : 'approval.deny', target: id, details: { reason, command: current.command, requester: current.requester, selfAnswered } }, () => {
       const a = this.get(id);
       if (a.state !== 'pending') throw new CorralError('APPROVAL_NOT_PENDING', `approval ${id} is ${a.state}, not pending: nothing to answer`, { id, state: a.state });
       this.store.db.run('UPDATE approvals SET state = ?, answered_by = ?, answered_at = ?, answer_reason = ? WHERE id = ?', state, this.caller.actor, this.store.now(), reason, id);

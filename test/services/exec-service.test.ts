@@ -229,6 +229,7 @@ test('require_approval: pending with an approval id; approve then resume runs it
   for (const op of ['approval.request', 'approval.approve', 'approval.deny', 'approval.use']) assert.ok(ops.includes(op), op);
   const answer = corral.store.audit.list({}).find((a) => a.op === 'approval.deny');
   assert.equal(answer?.actor, 'test');
+  assert.equal(answer?.details.selfAnswered, true, 'the same actor asked and answered: the record says so');
 });
 
 test('require_approval with a wait: the exec continues as soon as a person approves', async () => {
