@@ -309,9 +309,11 @@ int main(int argc, char **argv) {
   for (int k = 0; k < ncgroups; k++)
     if (write_file(cgroup_procs[k], pidtext) < 0) fail("join cgroup");
 
-  // If Corral dies, take the tree down with us (handled as a termination request).
+  // If Corral dies, take the tree down with us (handled as a termination request, without grace:
+  // nobody waits for the command any more, and its late writes must not land after the next exec began).
+  pid_t parent = getppid();
   prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() == 1) term_requested = 1;
+  if (getppid() != parent || parent == 1) term_requested = 1;
   prctl(PR_SET_CHILD_SUBREAPER, 1);
 
   if (ov[0]) enter_overlay(ov[0], ov[1], ov[2], ov[3]);
@@ -352,6 +354,9 @@ int main(int argc, char **argv) {
     _exit(errno == ENOENT ? 127 : 126);
   }
   report("started %d", child);
+  // The passive copy runs beside the command, as the same user: not dumpable, so the command cannot
+  // reach its status fd (through /proc/PID/fd or pidfd_getfd) and forge how it ended.
+  if (passive) prctl(PR_SET_DUMPABLE, 0);
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -370,8 +375,9 @@ int main(int argc, char **argv) {
     reap_all(child, &child_status, &child_done);
     if (child_done) break;
     if (term_requested && kill_at < 0 && !passive) {
-      signal_tree(SIGTERM, spare_child ? child : 0);
-      kill_at = now_ms() + grace_ms;
+      int orphaned = getppid() != parent || parent == 1;
+      signal_tree(orphaned ? SIGKILL : SIGTERM, orphaned || !spare_child ? 0 : child);
+      kill_at = orphaned ? now_ms() : now_ms() + grace_ms;
     }
     if (kill_at >= 0 && now_ms() >= kill_at) {
       signal_tree(SIGKILL, 0);

@@ -74,7 +74,7 @@ export const SYSCALLS: Record<SeccompArch, Record<string, number>> = {
     name_to_handle_at: 303, open_by_handle_at: 304, clock_adjtime: 305, setns: 308, process_vm_readv: 310,
     process_vm_writev: 311, finit_module: 313, kexec_file_load: 320, bpf: 321, userfaultfd: 323,
     open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432, fspick: 433, clone3: 435,
-    io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
+    io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, pidfd_getfd: 438, mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
     socket: 41, socketpair: 53,
   },
   arm64: {
@@ -84,7 +84,7 @@ export const SYSCALLS: Record<SeccompArch, Record<string, number>> = {
     clone: 220, swapon: 224, swapoff: 225, perf_event_open: 241, name_to_handle_at: 264, open_by_handle_at: 265,
     clock_adjtime: 266, setns: 268, process_vm_readv: 270, process_vm_writev: 271, finit_module: 273, bpf: 280,
     userfaultfd: 282, kexec_file_load: 294, open_tree: 428, move_mount: 429, fsopen: 430, fsconfig: 431, fsmount: 432,
-    fspick: 433, clone3: 435, io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
+    fspick: 433, clone3: 435, io_uring_setup: 425, io_uring_enter: 426, io_uring_register: 427, pidfd_getfd: 438, mount_setattr: 442, quotactl_fd: 443, open_tree_attr: 467,
     socket: 198, socketpair: 199,
   },
 };
@@ -99,6 +99,8 @@ const ALWAYS_DENIED = [
   'nfsservctl', 'syslog', 'vhangup', 'uselib',
   // io_uring bypasses seccomp for the operations it queues, and has been a steady source of kernel bugs.
   'io_uring_setup', 'io_uring_enter', 'io_uring_register',
+  // Copies another process's descriptor: nothing in a sandbox needs it, and it reaches past fd hygiene.
+  'pidfd_getfd',
 ];
 
 export interface DeniedSyscall {

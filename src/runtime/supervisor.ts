@@ -120,14 +120,13 @@ export function innerStatusFd(extraFds: number): number {
   return 4 + extraFds;
 }
 
-/** The exit status lines of a passive supervisor's report, when it got that far. */
+/** How the command ended, from a passive supervisor's report: only a whole one (one end line, then done). */
 function innerEnd(text: string): { exitCode: number | null; signal: string | null } | undefined {
-  for (const line of text.split('\n')) {
-    const [word, value] = line.split(' ');
-    if (word === 'exit') return { exitCode: Number(value), signal: null };
-    if (word === 'signal') return { exitCode: null, signal: signalName(Number(value)) };
-  }
-  return undefined;
+  const lines = text.split('\n');
+  const ends = lines.filter((l) => /^(exit|signal) \d+$/.test(l));
+  if (ends.length !== 1 || !lines.includes('done') || lines.indexOf('done') < lines.indexOf(ends[0]!)) return undefined;
+  const [word, value] = ends[0]!.split(' ');
+  return word === 'exit' ? { exitCode: Number(value), signal: null } : { exitCode: null, signal: signalName(Number(value)) };
 }
 
 export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {

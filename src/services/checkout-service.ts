@@ -340,12 +340,18 @@ export class CheckoutService {
    * Commits a change set (from scanChanges or readUpperChanges) onto the vault's current head: one
    * commit and one audit record. Returns the commit (null when nothing changed) and its summary.
    */
-  commitChanges(vault: string, set: FsChangeSet, op: { message: string; op: string; origin?: Origin; details?: Record<string, unknown> }): { commit: Commit | null; changes: FileChange[] } {
+  commitChanges(vault: string, set: FsChangeSet, op: { message: string; op: string; origin?: Origin; details?: Record<string, unknown> }, options: { base?: string } = {}): { commit: Commit | null; changes: FileChange[] } {
     let before = EMPTY_TREE;
     let after = EMPTY_TREE;
     const details: Record<string, unknown> = { ...op.details, skipped: set.skipped.length };
     const { commit } = this.store.mutate(this.caller, vault, { op: op.op, target: '/', message: op.message, origin: op.origin, details }, (editor, v) => {
       before = this.store.getCommit(v.head).tree;
+      // Checked inside the commit's transaction: nothing can land between the check and the commit.
+      if (options.base !== undefined && v.head !== options.base) {
+        const paths = overlapping(set, diffTrees(this.objects, this.store.getCommit(options.base).tree, before).map((c) => c.path));
+        if (paths.length > 0)
+          throw new CorralError('CONFLICT', `the vault changed since this work began at ${paths.slice(0, 5).join(', ')}${paths.length > 5 ? '…' : ''}: nothing was committed; redo it on the new head`, { paths });
+      }
       applyFsChanges(editor, set, v.quota.maxFileSize, this.objects);
       after = editor.flush().hash;
       details.summary = countSummary(this.summary(before, after));
@@ -548,6 +554,13 @@ function chmodDir(host: string, mode: number, was: Stats): void {
 }
 
 /** Orders paths parents first, then by name (component-wise, so '/a/b' comes before '/a-b'). */
+/** The paths of `set` (not bare directories) that equal, hold or lie below one of `theirs`. */
+function overlapping(set: FsChangeSet, theirs: string[]): string[] {
+  const overlaps = (a: string, b: string): boolean => a === b || b.startsWith(a === '/' ? a : a + '/') || a.startsWith(b + '/');
+  const mine = set.changes.filter((c) => c.op !== 'dir').map((c) => c.path);
+  return [...new Set(mine.filter((m) => theirs.some((t) => overlaps(m, t))))].sort();
+}
+
 export function comparePaths(a: string, b: string): number {
   const x = splitPath(a);
   const y = splitPath(b);

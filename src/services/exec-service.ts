@@ -3,12 +3,11 @@
 // runs isolated against the vault's warm checkout, and what it changed becomes exactly one commit
 // (or is discarded) with an exact change summary. Resources are released on every path.
 import { randomBytes } from 'node:crypto';
-import { CorralError, toCorralError } from '../protocol/errors.ts';
+import { CorralError, isCorralError, toCorralError } from '../protocol/errors.ts';
 import type { ExecChanges, ExecDecision, ExecResult, PathChange } from '../protocol/exec-result.ts';
 import { normalizePath } from '../protocol/paths.ts';
-import type { Caller, CorralStore } from '../store/corral-store.ts';
+import type { Caller, Commit, CorralStore } from '../store/corral-store.ts';
 import { TreeReader } from '../store/tree-reader.ts';
-import { diffTrees } from '../store/tree-diff.ts';
 import { loadPolicy, evaluate } from '../policy/policy-engine.ts';
 import type { Decision, PolicyLimits } from '../policy/policy-types.ts';
 import { BackendRegistry, type BackendName, type ResourceLimits, type RunResult } from '../runtime/backend.ts';
@@ -23,7 +22,7 @@ import type { CheckoutService, FileChange } from './checkout-service.ts';
 import type { CheckpointService } from './checkpoint-service.ts';
 import type { ServiceDeps } from './corral.ts';
 import { ExecStateMachine } from './exec-state.ts';
-import { VaultLocks } from './vault-locks.ts';
+import { VaultLocks, type ExclusiveLease } from './vault-locks.ts';
 
 export const DEFAULT_TIMEOUT_MS = 300_000;
 export const DEFAULT_GRACE_MS = 2_000;
@@ -175,8 +174,8 @@ export class ExecService {
     };
     let run: RunResult | undefined;
     const releases: (() => void)[] = [];
-    /** A host exec's checkout while its writes are not yet committed or put back. */
-    let inPlace: { id: number; base: string } | undefined;
+    /** A host exec's checkout (and its lease) while its writes are not yet committed or put back. */
+    let inPlace: { id: number; base: string; lease: ExclusiveLease } | undefined;
     try {
       // validating
       sm.to('validating');
@@ -252,23 +251,32 @@ export class ExecService {
       // dies meanwhile, the next holder is told (recovered) and rescans the checkout before trusting it.
       const lockKey = `warm:${vault.id}`;
       const exclusive = await this.locks.exclusive(lockKey, { dirty: true });
-      releases.push(exclusive.release);
+      releases.push(() => exclusive.release());
       const warm = this.checkouts.warm(vault.name, { rescan: exclusive.recovered });
-      if (exclusive.recovered) result.warnings.push('an earlier exec died while it held the vault\'s checkout: the checkout was checked and put back to the head first');
+      if (exclusive.recovered) {
+        exclusive.recoveredDone();
+        result.warnings.push('an earlier exec died while it held the vault\'s checkout: the checkout was checked and put back to the head first');
+      }
+      // The lease also lives as long as the exec's supervisor: it may outlive this process for a moment.
+      let attach = exclusive.attach;
 
       if (decision.action === 'allow_with_checkpoint' && (req.checkpoint ?? 'auto') === 'auto' && !readonly) {
         sm.to('checkpointing');
         result.checkpoint = this.checkpoints.save(vault.name, undefined, `before: ${commandText.slice(0, 200)}`).name;
       }
       // Overlay execs only read the checkout (their lower layer): others may run beside them.
-      if (overlay) releases.push(exclusive.downgrade());
+      if (overlay) {
+        const shared = exclusive.downgrade();
+        releases.push(shared);
+        attach = shared.attach;
+      }
 
       // mounting + executing (the backend times its own set-up)
       sm.to('mounting');
       const sandbox = await backend.create({ checkout: warm.dir, readonly: readonly && overlay, network, limits, bestEffort: Boolean(req.bestEffort) });
       sm.to('executing');
       const home = backend.name === 'namespace' ? '/workspace' : warm.dir;
-      if (!overlay) inPlace = { id: warm.id, base: warm.base };
+      if (!overlay) inPlace = { id: warm.id, base: warm.base, lease: exclusive };
       run = await sandbox.exec({
         argv,
         cwd,
@@ -280,7 +288,10 @@ export class ExecService {
         outputCap: req.outputCap ?? DEFAULT_OUTPUT_CAP,
         heartbeatMs: request.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
         limits: {},
-        onEvent: request.onEvent,
+        onEvent: (e) => {
+          if (e.type === 'started') attach(e.supervisorPid);
+          request.onEvent?.(e);
+        },
         signal: request.signal,
       });
       sm.shift('executing', 'mounting', run.stages.mounting);
@@ -318,12 +329,15 @@ export class ExecService {
       result.error = { code: err.code, message: err.message, details: err.details };
       // A host exec that failed half-way wrote into the checkout: put it back before the lock goes,
       // so the next exec does not commit those writes as its own.
-      if (inPlace)
+      // Processes that escaped a killed supervisor may still write: the next exec rescans first too.
+      if (inPlace) {
         try {
           this.checkouts.syncTo(inPlace.id, inPlace.base);
         } catch (e2) {
           result.warnings.push(`could not put the checkout back after the failure: ${(e2 as Error).message}`);
         }
+        inPlace.lease.release({ leaveDirty: true });
+      }
       try {
         this.audit(result, result.command.shell ?? quoteArgv(result.command.argv));
       } catch {
@@ -405,29 +419,20 @@ export class ExecService {
       if (!run.upper) this.checkouts.syncTo(warm.id, warm.base);
       return { commit: null, added: [], modified: [], deleted: [], discarded: discard, ...skipped };
     }
-    const conflicts = this.conflicts(vault, warm.base, set);
-    if (conflicts.length > 0) {
+    let committed: { commit: Commit | null; changes: FileChange[] };
+    try {
+      committed = this.checkouts.commitChanges(vault, set, { message: `exec: ${String(details.command).slice(0, 200)}`, op: 'exec.commit', origin: 'exec', details }, { base: warm.base });
+    } catch (e) {
+      // The vault changed the same paths meanwhile (another exec, an API write): theirs stay.
+      if (!isCorralError(e, 'CONFLICT') || !Array.isArray(e.details.paths)) throw e;
       if (!run.upper) this.checkouts.syncTo(warm.id, warm.base);
-      return { commit: null, added: [], modified: [], deleted: [], discarded: 'conflict', conflicts, ...skipped };
+      return { commit: null, added: [], modified: [], deleted: [], discarded: 'conflict', conflicts: e.details.paths as string[], ...skipped };
     }
-    const { commit, changes } = this.checkouts.commitChanges(vault, set, { message: `exec: ${String(details.command).slice(0, 200)}`, op: 'exec.commit', origin: 'exec', details });
+    const { commit, changes } = committed;
     // An overlay's lower layer still matches its base: only the commit's changes are written. A host exec's
     // directory already holds them; the scan refreshes its index.
     if (commit) this.checkouts.syncTo(warm.id, commit.id, { scan: !run.upper });
     return { commit: commit?.id ?? null, added: toPathChanges(changes, 'added'), modified: toPathChanges(changes, 'modified'), deleted: toPathChanges(changes, 'deleted'), ...skipped };
-  }
-
-  /**
-   * Paths this exec changed that the vault also changed since the exec's base (another exec, an API
-   * write): committing would silently undo theirs, so the exec's changes are not committed.
-   */
-  private conflicts(vault: string, base: string, set: FsChangeSet): string[] {
-    const head = this.store.getVault(vault).head;
-    if (head === base) return [];
-    const theirs = diffTrees(this.store.objects, this.store.getCommit(base).tree, this.store.getCommit(head).tree).map((c) => c.path);
-    const overlaps = (a: string, b: string): boolean => a === b || b.startsWith(a === '/' ? a : a + '/') || a.startsWith(b + '/');
-    const mine = set.changes.filter((c) => c.op !== 'dir').map((c) => c.path);
-    return [...new Set(mine.filter((m) => theirs.some((t) => overlaps(m, t))))].sort();
   }
 
   private audit(result: ExecResult, command: string): void {

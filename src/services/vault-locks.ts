@@ -22,15 +22,30 @@ interface LeaseRow {
   started: string;
   host: string;
   dirty: number;
+  helper_pid: number | null;
+  helper_started: string | null;
 }
 
+/** A shared lease: call it to release; `attach` ties it to another process too (see ExclusiveLease.attach). */
+export type SharedLease = (() => void) & { attach: (pid: number) => void };
+
 export interface ExclusiveLease {
-  /** Gives the lease up; safe to call more than once. */
-  release: () => void;
+  /**
+   * Gives the lease up; safe to call more than once. `leaveDirty`: the checkout may hold writes
+   * nobody committed or put back (a command that escaped its supervisor): the next exclusive
+   * holder is `recovered`.
+   */
+  release: (options?: { leaveDirty?: boolean }) => void;
   /** Turns the lease into a shared one without letting a writer in between; returns its release. */
-  downgrade: () => () => void;
-  /** True when a previous holder died holding a dirty lease: rescan or sync the checkout before trusting it. */
+  downgrade: () => SharedLease;
+  /**
+   * True when a previous holder died holding a dirty lease: rescan or sync the checkout, then call
+   * `recoveredDone()`; until then the mark stays for the next holder.
+   */
   recovered: boolean;
+  recoveredDone: () => void;
+  /** The lease is also held while process `pid` (an exec's supervisor) lives. */
+  attach: (pid: number) => void;
 }
 
 export interface ExclusiveOptions {
@@ -90,34 +105,46 @@ export class VaultLocks {
   }
 
   /** Resolves once `key` is held shared; call the returned function to release. Rejects with the signal's reason if aborted while waiting. */
-  async shared(key: string, signal?: AbortSignal): Promise<() => void> {
+  async shared(key: string, signal?: AbortSignal): Promise<SharedLease> {
     const lease = await this.acquire(key, 'shared', false, signal);
-    return this.releaser(key, lease.seq, lease.holder, false);
+    return this.sharedLease(key, lease.seq, lease.holder);
   }
 
   /** Resolves once `key` is held alone; `release` gives it up, or `downgrade` keeps it shared. */
   async exclusive(key: string, options: ExclusiveOptions = {}): Promise<ExclusiveLease> {
     const { seq, holder, recovered } = await this.acquire(key, 'exclusive', Boolean(options.dirty));
-    const release = this.releaser(key, seq, holder, recovered);
+    const release = this.releaser(key, seq, holder);
     let released = false;
     return {
       recovered,
-      release: () => {
+      recoveredDone: () => {
+        if (recovered) this.db.run('DELETE FROM lease_recovery WHERE key = ?', key);
+      },
+      attach: (pid) => this.attach(seq, holder, pid),
+      release: (opts = {}) => {
+        if (!released && opts.leaveDirty)
+          this.db.run('INSERT OR REPLACE INTO lease_recovery(key, holder, pid, found_at) VALUES (?, ?, ?, ?)', key, holder, this.self.pid, Date.now());
         released = true;
         release();
       },
       downgrade: () => {
         if (released) throw new Error('lock already released');
         // On failure the lease stays exclusive and release() still gives it up.
-        this.db.transaction(() => {
-          this.db.run("UPDATE leases SET mode = 'shared', dirty = 0 WHERE seq = ? AND holder = ?", seq, holder);
-          if (recovered) this.db.run('DELETE FROM lease_recovery WHERE key = ?', key);
-        });
+        this.db.run("UPDATE leases SET mode = 'shared', dirty = 0 WHERE seq = ? AND holder = ?", seq, holder);
         released = true;
         this.wake(key);
-        return this.releaser(key, seq, holder, false);
+        return this.sharedLease(key, seq, holder);
       },
     };
+  }
+
+  private sharedLease(key: string, seq: number, holder: string): SharedLease {
+    return Object.assign(this.releaser(key, seq, holder), { attach: (pid: number) => this.attach(seq, holder, pid) });
+  }
+
+  /** Records `pid` (with its start time) as a second life of the lease at `seq`. */
+  private attach(seq: number, holder: string, pid: number): void {
+    this.db.run('UPDATE leases SET helper_pid = ?, helper_started = ? WHERE seq = ? AND holder = ?', pid, procStat(pid)?.started ?? '', seq, holder);
   }
 
   private async acquire(key: string, mode: Mode, dirty: boolean, signal?: AbortSignal): Promise<{ seq: number; holder: string; recovered: boolean }> {
@@ -176,7 +203,7 @@ export class VaultLocks {
         if (turn) return { seq, holder, recovered: turn.recovered };
       }
     } catch (e) {
-      this.drop(key, seq, holder, false);
+      this.drop(key, seq, holder);
       throw e;
     } finally {
       set.delete(wake);
@@ -192,7 +219,7 @@ export class VaultLocks {
    * write transaction), else only skipped.
    */
   private blocked(key: string, mode: Mode, seq: number, write: boolean): boolean {
-    const rows = this.db.all<LeaseRow>('SELECT seq, holder, mode, granted, pid, started, host, dirty FROM leases WHERE key = ? ORDER BY seq', key);
+    const rows = this.db.all<LeaseRow>('SELECT seq, holder, mode, granted, pid, started, host, dirty, helper_pid, helper_started FROM leases WHERE key = ? ORDER BY seq', key);
     for (const row of rows) {
       if (row.seq === seq) continue;
       const blocks = mode === 'exclusive' ? row.granted === 1 || row.seq < seq : row.mode === 'exclusive' && (row.granted === 1 || row.seq < seq);
@@ -212,19 +239,23 @@ export class VaultLocks {
 
   /** Whether the process that wrote `row` still runs. Unknowable cases count as alive: a lease is never taken from a live holder. */
   private alive(row: LeaseRow): boolean {
+    return this.processAlive(row, row.pid, row.started) || (row.helper_pid !== null && this.processAlive(row, row.helper_pid, row.helper_started ?? ''));
+  }
+
+  private processAlive(row: Pick<LeaseRow, 'host'>, pid: number, started: string): boolean {
     const self = this.self;
     if (row.host !== self.host) {
       // Written before a reboot: that process is gone. In another pid namespace its pid means nothing here.
       const boot = row.host.slice(0, row.host.indexOf('/'));
       return !(self.boot !== '' && boot !== '' && boot !== self.boot);
     }
-    if (!Number.isSafeInteger(row.pid) || row.pid <= 0) return false;
-    if (row.pid === self.pid) return row.started === self.started;
-    const stat = procStat(row.pid);
-    if (stat) return stat.state !== 'Z' && stat.state !== 'X' && (row.started === '' || stat.started === row.started);
+    if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+    if (pid === self.pid) return started === self.started;
+    const stat = procStat(pid);
+    if (stat) return stat.state !== 'Z' && stat.state !== 'X' && (started === '' || stat.started === started);
     // No /proc entry: gone, unless /proc hides other users' processes (hidepid) and the pid still answers.
     try {
-      process.kill(row.pid, 0);
+      process.kill(pid, 0);
       return true;
     } catch (e) {
       return (e as NodeJS.ErrnoException).code === 'EPERM';
@@ -232,12 +263,12 @@ export class VaultLocks {
   }
 
   /** An idempotent release of the lease at `seq`. */
-  private releaser(key: string, seq: number, holder: string, clearRecovery: boolean): () => void {
+  private releaser(key: string, seq: number, holder: string): () => void {
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      this.drop(key, seq, holder, clearRecovery);
+      this.drop(key, seq, holder);
     };
   }
 
@@ -246,16 +277,15 @@ export class VaultLocks {
    * rollback would bring the row back); on a database error it retries in the background while
    * the database is open (the row would otherwise block others as long as this process lives).
    */
-  private drop(key: string, seq: number, holder: string, clearRecovery: boolean): void {
+  private drop(key: string, seq: number, holder: string): void {
     const retry = (ms: number): void => {
-      setTimeout(() => this.drop(key, seq, holder, clearRecovery), ms).unref();
+      setTimeout(() => this.drop(key, seq, holder), ms).unref();
     };
     if (!this.db.raw.isOpen) return;
     if (this.db.inTransaction) return retry(0);
     try {
       this.db.transaction(() => {
         this.db.run('DELETE FROM leases WHERE seq = ? AND holder = ?', seq, holder);
-        if (clearRecovery) this.db.run('DELETE FROM lease_recovery WHERE key = ?', key);
       });
       this.wake(key);
     } catch {

@@ -147,7 +147,11 @@ const migrations: string[] = [
     started TEXT NOT NULL,
     host TEXT NOT NULL,
     dirty INTEGER NOT NULL DEFAULT 0 CHECK (dirty IN (0, 1)),
-    acquired_at INTEGER NOT NULL
+    acquired_at INTEGER NOT NULL,
+    -- The exec's supervisor, when one runs: the lease is held while it lives too (it may outlive a
+    -- killed Corral for a moment, and its command may still write).
+    helper_pid INTEGER,
+    helper_started TEXT
   );
   CREATE INDEX leases_key ON leases(key, seq);
   -- Keys whose dirty exclusive holder died: the next exclusive holder must rescan the checkout.

@@ -289,6 +289,22 @@ describe('namespace backend: attacks from inside the sandbox fail', { concurrenc
     assert.equal(kv.get('vmread'), 'EPERM');
   });
 
+  test('attack: forge the exit status through the passive supervisor\'s status fd (pidfd_getfd, /proc/PPID/fd)', async (t) => {
+    if (!ready(t, { python: true })) return;
+    // The command's parent inside the sandbox is the passive supervisor, which reports on fd 5.
+    const code =
+      `ppid = os.getppid()\n` +
+      `pidfd = libc.syscall(434, ppid, 0)\nput('pidfd_open', call(pidfd))\n` +
+      `put('getfd', call(libc.syscall(438, pidfd, 5, 0)) if pidfd >= 0 else 'skipped')\n` +
+      `put('procfd', io(lambda: os.open(f'/proc/{ppid}/fd/5', os.O_WRONLY)))\n` +
+      `os.kill(os.getpid(), 9)`;
+    const { kv, r } = await py(code);
+    assert.equal(kv.get('getfd'), kv.get('pidfd_open') === 'OK' ? 'EPERM' : 'skipped', 'pidfd_getfd is refused by seccomp');
+    assert.notEqual(kv.get('procfd'), 'OK', 'the supervisor is not dumpable: its fds are out of reach');
+    assert.equal(r.signal, 'SIGKILL', 'the command died by SIGKILL and the result says so');
+    assert.equal(r.exitCode, null);
+  });
+
   test('attack: mount and unmount', async (t) => {
     if (!ready(t, { python: true })) return;
     const code = `put('mount', call(libc.mount(b'none', b'/tmp', b'tmpfs', 0, None)))\nput('umount', call(libc.umount2(b'/workspace', 2)))\nput('bind', call(libc.mount(b'/workspace', b'/tmp', None, 4096, None)))`;

@@ -99,3 +99,25 @@ test('a host exec killed with Corral leaves no leftovers for the next exec to co
   assert.match(r.json.warnings.join('\n'), /died while it held the vault's checkout/);
   assert.deepEqual(corral(home, ['--vault', 'v', 'ls', '/', '--json']).json.entries, []);
 });
+
+test('a command that traps SIGTERM cannot write after its Corral was killed: no grace for orphans, and the lease outlives Corral until its supervisor is done', async () => {
+  const home = tempDir();
+  const scratch = tempDir('corral-scratch-');
+  const env = { CORRAL_SCRATCH: scratch };
+  assert.equal(corral(home, ['vault', 'create', 'v'], { env }).code, 0);
+  const child = spawn(CLI, ['--vault', 'v', 'exec', '--backend', 'host', '--policy', 'permissive', '--grace', '10s', '--shell', 'trap "sleep 1; echo late > late.txt; exit 0" TERM; echo ready; sleep 100 & wait'], {
+    cwd: ROOT,
+    env: { ...process.env, CORRAL_HOME: home, CORRAL_VAULT: '', NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  await waitFor('the command to start', () => out.includes('ready'));
+  const exited = new Promise((r) => child.on('exit', r));
+  process.kill(child.pid!, 'SIGKILL');
+  await exited;
+  const r = corral(home, ['--vault', 'v', 'exec', '--json', '--backend', 'host', '--policy', 'permissive', '--shell', 'sleep 2; ls'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.json.stdout, '');
+  assert.equal(r.json.changes.commit, null, JSON.stringify(r.json.changes));
+});

@@ -261,11 +261,22 @@ test('a process SIGKILLed holding a dirty exclusive lease: the next exclusive ho
   const lease = await next;
   assert.equal(lease.recovered, true, 'the dead holder wrote in place');
   lease.release();
+  const again = await locks.exclusive('v');
+  assert.equal(again.recovered, true, 'a holder that released without saying it recovered leaves the mark');
+  again.recoveredDone();
+  again.release();
   const after = await locks.exclusive('v');
-  assert.equal(after.recovered, false, 'cleared once the recovering holder released');
+  assert.equal(after.recovered, false, 'cleared once a holder said it recovered');
   after.release();
+  // A holder that leaves the checkout dirty on purpose (an escaped command) marks it too.
+  const leaving = await locks.exclusive('v');
+  leaving.release({ leaveDirty: true });
+  const marked = await locks.exclusive('v');
+  assert.equal(marked.recovered, true);
+  marked.recoveredDone();
+  marked.release();
 
-  // A clean (not dirty) holder's death frees the lock without recovery; a recovered holder that downgrades clears it too.
+  // A clean (not dirty) holder's death frees the lock without recovery.
   const clean = child(home, 'exclusive', 'v');
   await clean.event('granted');
   await clean.kill();
@@ -277,6 +288,7 @@ test('a process SIGKILLed holding a dirty exclusive lease: the next exclusive ho
   await dirty.kill();
   const l3 = await locks.exclusive('v');
   assert.equal(l3.recovered, true);
+  l3.recoveredDone();
   l3.downgrade()();
   assert.equal((await locks.exclusive('v', {})).recovered, false);
 });
@@ -330,4 +342,19 @@ test('a live foreign holder blocks until its process exits, without a release', 
   assert.equal(await settled(blocked, 50), 'pending');
   ac.abort();
   await assert.rejects(blocked, { name: 'AbortError' });
+});
+
+test('a lease attached to a helper process stays held while the helper lives, even after its holder is gone', async () => {
+  const home = tempDir();
+  const store = openStore(home);
+  const locks = new VaultLocks(store);
+  const holder = child(home, 'exclusive', 'v');
+  await holder.event('granted');
+  const helper = spawn('sleep', ['30'], { stdio: 'ignore' });
+  store.db.run("UPDATE leases SET helper_pid = ?, helper_started = '' WHERE key = 'v' AND granted = 1", helper.pid!);
+  await holder.kill();
+  const next = locks.exclusive('v');
+  assert.equal(await settled(next), 'pending', 'the helper (an exec supervisor) still runs');
+  helper.kill('SIGKILL');
+  (await next).release();
 });
