@@ -56,6 +56,8 @@ export interface ExecResult {
   stages: Partial<Record<ExecStage, number>>;
   usage: { peakMemoryBytes: number | null; cpuMs: number; cpuUserMs: number; cpuSystemMs: number; readBytes: number | null; writtenBytes: number | null };
   changes: ExecChanges | null;
+  /** The limits the exec ran under (requested, from the policy, or Corral's defaults where the backend enforces them). */
+  limits?: { memoryBytes?: number; pids?: number; cpuPercent?: number; openFiles?: number; fileSizeBytes?: number; tmpSizeBytes?: number; timeoutMs?: number };
   warnings: string[];
   /** When status is failed (or the command did not start): why, with a code from the error registry. */
   error?: { code: string; message: string; details: Record<string, unknown> };

@@ -3,6 +3,7 @@
 // runs isolated against the vault's warm checkout, and what it changed becomes exactly one commit
 // (or is discarded) with an exact change summary. Resources are released on every path.
 import { randomBytes } from 'node:crypto';
+import { totalmem } from 'node:os';
 import { CorralError, isCorralError, toCorralError } from '../protocol/errors.ts';
 import type { ExecChanges, ExecDecision, ExecResult, PathChange } from '../protocol/exec-result.ts';
 import { normalizePath } from '../protocol/paths.ts';
@@ -28,6 +29,14 @@ export const DEFAULT_TIMEOUT_MS = 300_000;
 export const DEFAULT_GRACE_MS = 2_000;
 export const DEFAULT_OUTPUT_CAP = 10 * 1024 * 1024;
 export const DEFAULT_HEARTBEAT_MS = 5_000;
+/** Default pids limit where cgroups allow one (a build's parallel compilers fit; a fork bomb does not). */
+export const DEFAULT_PIDS_LIMIT = 4096;
+
+/** Default memory limit where cgroups allow one: 4 GiB, or half the machine's memory when that is less. */
+export function defaultMemoryLimit(): number {
+  return Math.min(4 * 1024 ** 3, Math.floor(totalmem() / 2));
+}
+
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -242,7 +251,14 @@ export class ExecService {
       if ((req.backend ?? 'auto') === 'auto' && backend.name === 'host')
         result.warnings.push('auto picked the host backend: the command is not isolated (corral doctor says why the namespace backend is unavailable)');
       const limits = this.mergeLimits(req.limits ?? {}, decision.limits);
+      // Where the backend can enforce them, every exec gets memory and pids limits by default: a fork
+      // bomb or a runaway writer (the overlay's upper directory is tmpfs, charged to the exec's
+      // memory) must not take the host down just because nobody asked for a limit.
+      if (limits.memoryBytes === undefined && capabilities.limits.memory) limits.memoryBytes = defaultMemoryLimit();
+      if (limits.pids === undefined && capabilities.limits.pids) limits.pids = DEFAULT_PIDS_LIMIT;
+      result.limits = { ...limits };
       const timeoutMs = strictest(req.timeoutMs ?? DEFAULT_TIMEOUT_MS, decision.limits?.timeoutMs) ?? DEFAULT_TIMEOUT_MS;
+      result.limits.timeoutMs = timeoutMs;
 
       // baseline: the warm checkout at the head, held alone while it is synced
       sm.to('baseline');

@@ -31,7 +31,7 @@ function execJson(h: string, args: string[], options: { input?: string } = {}): 
 }
 
 const ENVELOPE_KEYS = ['kind', 'version', 'id', 'command', 'vault', 'backend', 'decision', 'checkpoint', 'status', 'exitCode', 'signal', 'timedOut', 'oomKilled', 'truncated', 'stdout', 'stderr', 'encoding', 'durationMs', 'stages', 'usage', 'changes', 'warnings'];
-const OPTIONAL_KEYS = ['approval', 'error'];
+const OPTIONAL_KEYS = ['approval', 'error', 'limits'];
 
 function assertEnvelope(e: Record<string, unknown>): void {
   for (const k of ENVELOPE_KEYS) assert.ok(k in e, `envelope has ${k}`);
@@ -73,6 +73,11 @@ test('exec --json prints exactly the corral.exec.result envelope; the exit code 
   assert.deepEqual(e.changes.modified, [{ path: '/a.txt', size: 7, kind: 'file' }]);
   assert.deepEqual(e.changes.deleted, [{ path: '/gone.txt', size: 4, kind: 'file' }]);
   assert.deepEqual(e.warnings, []);
+  assert.equal(e.limits.timeoutMs, 300_000, 'the default timeout');
+  if (process.getuid?.() === 0) {
+    assert.ok(e.limits.memoryBytes > 0 && e.limits.memoryBytes <= 4 * 1024 ** 3, 'a default memory limit where cgroups allow one');
+    assert.equal(e.limits.pids, 4096, 'a default pids limit where cgroups allow one');
+  }
   // The changes are one commit of the vault; the checkpoint holds the state before.
   assert.equal(corral(h, ['cat', '/a.txt']).stdout, 'a\nmore\n');
   assert.equal(corral(h, ['cat', '/b.txt']).stdout, 'new\n');
