@@ -342,9 +342,19 @@ export class CgroupSet {
     // The groups array is filled in place, so a failure half way destroys what was made.
     const set = new CgroupSet(name, groups);
     try {
+      // Only the controllers this exec's limits need (each group costs a mkdir, writes and a join),
+      // plus one that can freeze and kill the group as a whole: v2 when writable, else v1 freezer.
+      const cpu = limits.cpuShares !== undefined || limits.cpuQuotaPercent !== undefined;
+      const needed: Record<CgroupControllerName, boolean> = {
+        memory: limits.memoryBytes !== undefined,
+        pids: limits.pids !== undefined,
+        cpu,
+        cpuacct: cpu,
+        freezer: !layout.unified?.writable,
+      };
       for (const c of CONTROLLERS) {
         const info = usable(layout, c);
-        if (info?.version === 1) add(c, 1, info.path);
+        if (info?.version === 1 && needed[c]) add(c, 1, info.path);
       }
       if (layout.unified?.writable) {
         const u = layout.unified;

@@ -112,7 +112,7 @@ test('a memory hog is OOM-killed inside its limit and usage says so', { skip: sk
 
 test('cpu time is accounted; cpu limits are written', { skip }, async () => {
   const cpu = layout.controllers.cpu?.writable;
-  const set = CgroupSet.create(layout, unique(), cpu ? { cpuShares: 512, cpuQuotaPercent: 150 } : {});
+  const set = CgroupSet.create(layout, unique(), { ...(cpu ? { cpuShares: 512, cpuQuotaPercent: 150 } : {}), memoryBytes: 256 << 20 });
   try {
     if (cpu) {
       const dir = join(layout.controllers.cpu!.path, 'corral', `${process.pid}-${set.name}`);
