@@ -18,7 +18,7 @@ import { registerCheckoutCommands } from './commands/checkout-commands.ts';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('corral')
-    .description('Corral: versioned SQLite workspaces for AI agents (files, history, checkpoints, forks, audit).')
+    .description('Corral: versioned SQLite workspaces for AI agents (files, history, checkpoints, forks, audit), and the execution boundary for their commands (policy, sandbox, change summary).')
     .version('0.1.0')
     .option('--vault <name>', 'the vault to work on (default: $CORRAL_VAULT, then the one chosen with `corral vault use`)')
     .option('--json', 'print one JSON document on stdout (errors too, as {"error":{...}})')
@@ -33,7 +33,9 @@ Examples:
   $ echo 'hello' | corral write /notes/hello.txt
   $ corral checkpoint save before-refactor
   $ corral diff before-refactor HEAD -p
-  $ corral ls / --json`,
+  $ corral ls / --json
+  $ corral exec -- ls -la                 (policy, sandbox, one commit of what changed)
+  $ corral doctor                         (what this machine offers for sandboxing)`,
     );
   registerVaultCommands(program, ctx);
   registerFileCommands(program, ctx);
