@@ -15,6 +15,7 @@ import { registerMaintenanceCommands } from './commands/maintenance-commands.ts'
 import { registerExecCommands } from './commands/exec-commands.ts';
 import { registerDoctorCommands } from './commands/doctor-commands.ts';
 import { registerCheckoutCommands } from './commands/checkout-commands.ts';
+import { registerDaemonCommands } from './commands/daemon-commands.ts';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('corral')
@@ -49,6 +50,7 @@ Examples:
   registerExecCommands(program, ctx);
   registerDoctorCommands(program, ctx);
   registerCheckoutCommands(program, ctx);
+  registerDaemonCommands(program, ctx);
   return program;
 }
 

@@ -46,6 +46,12 @@ export const errorCodes = {
   /** The approval was already answered, used or expired. */
   APPROVAL_NOT_PENDING: { status: 409, exit: 4 },
   CHECKOUT_NOT_FOUND: { status: 404, exit: 3 },
+  /** API: no route matches the request's path (check the URL against GET /openapi.json). */
+  NOT_FOUND: { status: 404, exit: 3 },
+  /** API: the path exists but not with this HTTP method (the response's Allow header lists the methods). */
+  METHOD_NOT_ALLOWED: { status: 405, exit: 2 },
+  /** Daemon: another daemon already listens on the socket (stop it, or use another $CORRAL_HOME). */
+  DAEMON_ALREADY_RUNNING: { status: 409, exit: 4 },
   INTERNAL: { status: 500, exit: 1 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 

@@ -1,0 +1,178 @@
+// Serves a hono app on a Unix socket (mode 0600) and, optionally, on loopback TCP, and drains on close.
+//
+// The socket is bound inside a fresh 0700 directory, set to 0600, then hard-linked into place: no
+// other user can connect during the window in which a plain bind leaves it at the umask's mode, and
+// the link fails rather than replace a socket another daemon put there meanwhile.
+import { chmodSync, linkSync, lstatSync, mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { connect, isIP, type AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { getRequestListener } from '@hono/node-server';
+import { CorralError } from '../protocol/errors.ts';
+
+export interface DaemonServerOptions {
+  /** The app's fetch handler (`app.fetch` of a hono app). */
+  fetch: (request: Request) => Response | Promise<Response>;
+  /** The Unix socket to listen on. */
+  socketPath: string;
+  /** Also listen on TCP; host defaults to 127.0.0.1 and must be a loopback address (TLS and auth come later). */
+  tcp?: { port: number; host?: string };
+  /** How long close() lets requests in flight finish before cutting their connections (default 10 s). */
+  drainMs?: number;
+  /** Called for failures the server cannot answer a client about (a listener error after start). */
+  onError?: (e: Error) => void;
+}
+
+export interface DaemonServer {
+  readonly socketPath: string;
+  /** The TCP address, when listening on TCP (the real port when 0 was asked for). */
+  readonly tcp: { host: string; port: number } | null;
+  /** Stops accepting, lets requests in flight finish (up to drainMs), then closes; removes the socket. Idempotent. */
+  close(): Promise<void>;
+}
+
+// sun_path holds 108 bytes including the final NUL.
+const MAX_SOCKET_PATH = 107;
+
+/** Whether something accepts connections on the socket at `path`. */
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const done = (answered: boolean) => {
+      s.destroy();
+      resolve(answered);
+    };
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** Clears the way for a socket at `path`: a stale socket file goes, a live one or any other file stays and is an error. */
+async function clearStaleSocket(path: string): Promise<void> {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new CorralError('CONFLICT', `${path} exists and is not a socket: move it away, or choose another socket path`, { socketPath: path });
+  if (await socketAnswers(path)) throw new CorralError('DAEMON_ALREADY_RUNNING', `a daemon already listens on ${path}: stop it first, or use another $CORRAL_HOME`, { socketPath: path });
+  unlinkSync(path);
+}
+
+function listen(server: Server, target: string | { port: number; host: string }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) => reject(e);
+    server.once('error', onError);
+    const ready = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    if (typeof target === 'string') server.listen(target, ready);
+    else server.listen(target.port, target.host, ready);
+  });
+}
+
+function closeServer(server: Server, drainMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), drainMs);
+    timer.unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    // Keep-alive connections with no request in flight would hold close() open: end them now.
+    server.closeIdleConnections();
+  });
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+export async function startDaemonServer(options: DaemonServerOptions): Promise<DaemonServer> {
+  const socketPath = options.socketPath;
+  if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) {
+    throw new CorralError('INVALID_ARGUMENT', `the socket path is ${Buffer.byteLength(socketPath)} bytes, over the kernel's limit of ${MAX_SOCKET_PATH}: use a shorter $CORRAL_HOME`, { socketPath });
+  }
+  const host = options.tcp?.host ?? '127.0.0.1';
+  if (options.tcp && !isLoopback(host)) {
+    throw new CorralError('INVALID_ARGUMENT', `refusing to listen on ${host}: only loopback addresses are allowed until TLS and API keys exist`, { host });
+  }
+  const drainMs = options.drainMs ?? 10_000;
+  // overrideGlobalObjects: false, so the adapter leaves the process's Request and Response alone.
+  const listener = getRequestListener((req) => options.fetch(req), { overrideGlobalObjects: false });
+  const servers: Server[] = [];
+  const make = () => {
+    const s = createServer(listener);
+    // Slow clients cannot hold a connection forever with a trickled header or body.
+    s.headersTimeout = 10_000;
+    s.requestTimeout = 60_000;
+    if (options.onError) s.on('error', options.onError);
+    servers.push(s);
+    return s;
+  };
+
+  await clearStaleSocket(socketPath);
+  const unixServer = make();
+  let privateDir: string | undefined;
+  let bound: { dev: number; ino: number } | undefined;
+  try {
+    privateDir = mkdtempSync(join(dirname(socketPath), '.corral-sock-'));
+    const tmp = join(privateDir, 's');
+    await listen(unixServer, tmp);
+    chmodSync(tmp, 0o600);
+    linkSync(tmp, socketPath);
+    const st = statSync(socketPath);
+    bound = { dev: st.dev, ino: st.ino };
+  } catch (e) {
+    unixServer.close();
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new CorralError('DAEMON_ALREADY_RUNNING', `another daemon created ${socketPath} while this one started: stop it first, or use another $CORRAL_HOME`, { socketPath });
+    }
+    throw new CorralError('HOST_IO_ERROR', `cannot listen on ${socketPath}: ${(e as Error).message}`, { socketPath }, e);
+  } finally {
+    if (privateDir) rmSync(privateDir, { recursive: true, force: true });
+  }
+
+  let tcp: { host: string; port: number } | null = null;
+  if (options.tcp) {
+    const tcpServer = make();
+    try {
+      await listen(tcpServer, { port: options.tcp.port, host });
+    } catch (e) {
+      await Promise.all(servers.map((s) => closeServer(s, 0)));
+      removeOwnSocket(socketPath, bound);
+      throw new CorralError('HOST_IO_ERROR', `cannot listen on ${host}:${options.tcp.port}: ${(e as Error).message}`, { host, port: options.tcp.port }, e);
+    }
+    tcp = { host, port: (tcpServer.address() as AddressInfo).port };
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    socketPath,
+    tcp,
+    close() {
+      closing ??= (async () => {
+        await Promise.all(servers.map((s) => closeServer(s, drainMs)));
+        removeOwnSocket(socketPath, bound);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Removes the socket file if it is still the one this server bound (another daemon may have replaced it). */
+function removeOwnSocket(path: string, bound: { dev: number; ino: number } | undefined): void {
+  try {
+    const st = lstatSync(path);
+    if (bound && st.dev === bound.dev && st.ino === bound.ino) unlinkSync(path);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** The default socket in a Corral home. */
+export function defaultSocketPath(home: string): string {
+  return join(home, 'corral.sock');
+}
