@@ -6,10 +6,12 @@ import { accessLogMiddleware, bodyLimitMiddleware, DEFAULT_BODY_LIMIT, requestId
 import type { ApiEnv, ApiLogger, BackendsView } from './api-types.ts';
 import { RouteDocs, registerOpenApiRoute } from './openapi.ts';
 import { registerSystemRoutes } from './system-routes.ts';
+import { registerSandboxRoutes, type SandboxesView } from './sandbox-routes.ts';
+import { registerExecRoutes, type ExecsView } from './exec-routes.ts';
 
 export interface ApiDeps {
-  /** The opened Corral (or any object with the same `exec.backends`). */
-  corral: { exec: { backends: BackendsView } };
+  /** The opened Corral (or any object with the same `exec.backends`; the sandbox and exec routes are served when it has `sandboxes`). */
+  corral: { exec: { backends: BackendsView }; sandboxes?: SandboxesView & ExecsView };
   logger: ApiLogger;
   /** The Corral version the daemon reports. */
   version: string;
@@ -30,6 +32,10 @@ export function createApi(deps: ApiDeps): ApiApp {
   installErrorHandling(app, deps.logger);
 
   registerSystemRoutes(app, docs, { backends: deps.corral.exec.backends, version: deps.version, startedAt: deps.startedAt ?? Date.now() });
+  if (deps.corral.sandboxes) {
+    registerSandboxRoutes(app, docs, deps.corral.sandboxes);
+    registerExecRoutes(app, docs, deps.corral.sandboxes);
+  }
   registerOpenApiRoute(app, docs, deps.version);
   return app;
 }

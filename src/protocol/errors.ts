@@ -52,6 +52,12 @@ export const errorCodes = {
   METHOD_NOT_ALLOWED: { status: 405, exit: 2 },
   /** Daemon: another daemon already listens on the socket (stop it, or use another $CORRAL_HOME). */
   DAEMON_ALREADY_RUNNING: { status: 409, exit: 4 },
+  /** API: no sandbox with this id or name, or it expired (GET /v1/sandboxes lists the live ones). */
+  SANDBOX_NOT_FOUND: { status: 404, exit: 3 },
+  /** API: the sandbox is not in a state that allows this (e.g. exec in a destroyed sandbox). */
+  SANDBOX_STATE: { status: 409, exit: 4 },
+  /** API: no exec with this id. */
+  EXEC_NOT_FOUND: { status: 404, exit: 3 },
   INTERNAL: { status: 500, exit: 1 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 

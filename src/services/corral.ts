@@ -13,6 +13,7 @@ import { MaintenanceService } from './maintenance-service.ts';
 import { CheckoutService } from './checkout-service.ts';
 import { ApprovalService } from './approval-service.ts';
 import { ExecService } from './exec-service.ts';
+import { SandboxService } from './sandbox-service.ts';
 
 export interface CorralOptions extends StoreOptions {
   home?: string;
@@ -34,6 +35,7 @@ export class Corral {
   readonly checkouts: CheckoutService;
   readonly approvals: ApprovalService;
   readonly exec: ExecService;
+  readonly sandboxes: SandboxService;
 
   constructor(options: CorralOptions) {
     this.caller = options.caller;
@@ -51,6 +53,7 @@ export class Corral {
     this.checkouts = new CheckoutService(deps);
     this.approvals = new ApprovalService(deps);
     this.exec = new ExecService({ ...deps, checkouts: this.checkouts, checkpoints: this.checkpoints, approvals: this.approvals });
+    this.sandboxes = new SandboxService({ ...deps, vaults: this.vaults, checkouts: this.checkouts, exec: this.exec });
   }
 
   close(): void {

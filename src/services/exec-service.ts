@@ -2,11 +2,11 @@
 // summarize, as an explicit state machine. A command is understood by the policy before it runs,
 // runs isolated against the vault's warm checkout, and what it changed becomes exactly one commit
 // (or is discarded) with an exact change summary. Resources are released on every path.
-import { randomBytes } from 'node:crypto';
 import { totalmem } from 'node:os';
 import { CorralError, isCorralError, toCorralError } from '../protocol/errors.ts';
 import type { ExecChanges, ExecDecision, ExecResult, PathChange } from '../protocol/exec-result.ts';
 import { normalizePath } from '../protocol/paths.ts';
+import { newId } from '../protocol/ids.ts';
 import type { Caller, Commit, CorralStore } from '../store/corral-store.ts';
 import { TreeReader } from '../store/tree-reader.ts';
 import { loadPolicy, evaluate } from '../policy/policy-engine.ts';
@@ -156,7 +156,7 @@ export class ExecService {
   /** Runs one command through the whole pipeline. Never throws for the command's own failure: the result says. */
   async run(request: ExecRequest): Promise<ExecResult> {
     const sm = new ExecStateMachine();
-    const id = `exec_${randomBytes(8).toString('hex')}`;
+    const id = newId('exec');
     const result: ExecResult = {
       kind: 'corral.exec.result',
       version: 1,

@@ -162,6 +162,42 @@ const migrations: string[] = [
     found_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  `
+  -- The daemon's sandboxes (services/sandbox-service.ts): a vault (usually its own fork) and how
+  -- commands run there. limits, env and labels are JSON; times are ms since the epoch. Rows stay
+  -- after destroy; a name is unique among the sandboxes not destroyed. The rowid orders lists by
+  -- creation (ids made in the same millisecond do not sort by time).
+  CREATE TABLE sandboxes (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    vault TEXT NOT NULL,
+    source_vault TEXT,
+    forked INTEGER NOT NULL CHECK (forked IN (0, 1)),
+    backend TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    network TEXT NOT NULL CHECK (network IN ('none', 'host')),
+    env TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('ready', 'paused', 'destroyed')),
+    ttl_seconds INTEGER,
+    expires_at INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX sandboxes_live_name ON sandboxes(name) WHERE name IS NOT NULL AND state != 'destroyed';
+  CREATE INDEX sandboxes_state ON sandboxes(state, created_at);
+  -- Execs run in sandboxes, with their corral.exec.result envelope (JSON; large: keeps a rowid).
+  CREATE TABLE execs (
+    id TEXT PRIMARY KEY,
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+    state TEXT NOT NULL,
+    result TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER
+  );
+  CREATE INDEX execs_sandbox ON execs(sandbox_id, created_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

@@ -38,7 +38,7 @@ function assertEnvelope(e: Record<string, unknown>): void {
   for (const k of Object.keys(e)) assert.ok(ENVELOPE_KEYS.includes(k) || OPTIONAL_KEYS.includes(k), `unexpected envelope field ${k}`);
   assert.equal(e.kind, 'corral.exec.result');
   assert.equal(e.version, 1);
-  assert.match(String(e.id), /^exec_[0-9a-f]{16}$/);
+  assert.match(String(e.id), /^exec_[0-9a-hjkmnp-tv-z]{26}$/);
 }
 
 test('exec --json prints exactly the corral.exec.result envelope; the exit code is the command\'s', () => {

@@ -1,9 +1,6 @@
 // corral daemon: serves the HTTP API in the foreground until SIGTERM or SIGINT, then drains and exits.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { createApi } from '../../api/api-app.ts';
-import { defaultSocketPath, startDaemonServer } from '../../daemon/daemon-server.ts';
 import { CorralError } from '../../protocol/errors.ts';
 import { parseCount, type CliContext } from '../context.ts';
 import { examples } from '../output.ts';
@@ -36,6 +33,12 @@ ${examples('corral daemon', 'corral daemon --port 8420', 'curl --unix-socket ~/.
     )
     .action(
       ctx.action(async (opts: DaemonOptions) => {
+        // Loaded here, not at the top: hono, zod and pino cost every other command ~40 ms to load.
+        const [{ pino }, { createApi }, { defaultSocketPath, startDaemonServer }] = await Promise.all([
+          import('pino'),
+          import('../../api/api-app.ts'),
+          import('../../daemon/daemon-server.ts'),
+        ]);
         const version = packageVersion();
         const corral = ctx.corral;
         const socketPath = opts.socket ?? defaultSocketPath(corral.store.home);

@@ -1,0 +1,359 @@
+// Sandboxes: a vault (by default its own fork, made in O(1)) plus how its commands run (backend,
+// policy, limits, network, env), kept as a row. Creating one starts no process: processes start only
+// for execs, which go through ExecService.run and are recorded with their result envelope.
+import { newId, isExecId, isId } from '../protocol/ids.ts';
+import { policyPresetNames, sandboxBounds } from '../protocol/sandbox-spec.ts';
+import type { ExecRecord, Sandbox, SandboxState } from '../protocol/api-schemas.ts';
+import { CorralError, isCorralError } from '../protocol/errors.ts';
+import type { ExecResult } from '../protocol/exec-result.ts';
+import { validateVaultName } from '../protocol/paths.ts';
+import type { PresetName } from '../policy/policy-presets.ts';
+import type { Caller, CorralStore } from '../store/corral-store.ts';
+import type { CheckoutService } from './checkout-service.ts';
+import type { ServiceDeps } from './corral.ts';
+import type { ExecService } from './exec-service.ts';
+import type { VaultService } from './vault-service.ts';
+
+export type SandboxBackend = 'auto' | 'host' | 'namespace';
+export type SandboxNetwork = 'none' | 'host';
+
+export interface SandboxLimits {
+  memoryBytes?: number;
+  pids?: number;
+  /** 100 = one core. */
+  cpuPercent?: number;
+  tmpSizeBytes?: number;
+}
+
+export interface SandboxSpec {
+  /** An existing vault; absent: a new empty vault named after the sandbox id. */
+  vault?: string;
+  /** Work on a fork `<vault>-<id suffix>` (default true); false works on the vault itself. */
+  fork?: boolean;
+  name?: string;
+  backend?: SandboxBackend;
+  /** A policy preset name (default workstation); policy files are not taken here. */
+  policy?: string;
+  limits?: SandboxLimits;
+  network?: SandboxNetwork;
+  env?: Record<string, string>;
+  labels?: Record<string, string>;
+  /** Lifetime, 1 s to 7 days (default: none). */
+  ttlSeconds?: number;
+}
+
+export interface SandboxExecRequest {
+  argv?: string[];
+  shell?: string;
+  cwd?: string;
+  /** Added to the sandbox's env (these win). */
+  env?: Record<string, string>;
+  timeoutMs?: number;
+  stdin?: Uint8Array;
+  signal?: AbortSignal;
+}
+
+export interface SandboxServiceDeps extends ServiceDeps {
+  vaults: VaultService;
+  checkouts: CheckoutService;
+  exec: Pick<ExecService, 'run'>;
+}
+
+interface SandboxRow {
+  id: string;
+  name: string | null;
+  vault: string;
+  source_vault: string | null;
+  forked: number;
+  backend: string;
+  policy: string;
+  limits: string;
+  network: string;
+  env: string;
+  labels: string;
+  state: SandboxState;
+  ttl_seconds: number | null;
+  expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+// Every preset the API offers must be one the policy layer knows: the compiler checks it.
+const presets: readonly PresetName[] = policyPresetNames;
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]*$/;
+// Printable text only: labels end up in logs and terminals.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const LIMIT_KEYS = ['memoryBytes', 'pids', 'cpuPercent', 'tmpSizeBytes'] as const;
+/** Random characters of the id kept in a fork's name (60 bits). */
+const FORK_SUFFIX = 12;
+
+function invalid(message: string, details: Record<string, unknown> = {}): CorralError {
+  return new CorralError('INVALID_ARGUMENT', message, details);
+}
+
+function isPlainObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Checks env names and values (also used for an exec's env). */
+export function validateEnv(env: unknown, what = 'env'): Record<string, string> {
+  if (env === undefined) return {};
+  if (!isPlainObject(env)) throw invalid(`${what} must be an object of NAME: value strings`);
+  const entries = Object.entries(env as object);
+  if (entries.length > sandboxBounds.maxEnvVars) throw invalid(`${what} has ${entries.length} variables, over the limit of ${sandboxBounds.maxEnvVars}`, { limit: sandboxBounds.maxEnvVars });
+  for (const [k, v] of entries) {
+    if (!ENV_NAME.test(k) || k.length > sandboxBounds.maxEnvNameLength) throw invalid(`'${k.slice(0, 60)}' is not a valid environment variable name: letters, digits and _, not starting with a digit`, { name: k.slice(0, 60) });
+    if (typeof v !== 'string' || v.includes('\0') || v.length > sandboxBounds.maxEnvValueLength)
+      throw invalid(`the value of ${k} must be a string without NUL bytes, at most ${sandboxBounds.maxEnvValueLength} characters`, { name: k });
+  }
+  return { ...(env as Record<string, string>) };
+}
+
+function validateLabels(labels: unknown): Record<string, string> {
+  if (labels === undefined) return {};
+  if (!isPlainObject(labels)) throw invalid('labels must be an object of key: value strings');
+  const entries = Object.entries(labels as object);
+  if (entries.length > sandboxBounds.maxLabels) throw invalid(`${entries.length} labels, over the limit of ${sandboxBounds.maxLabels}`, { limit: sandboxBounds.maxLabels });
+  for (const [k, v] of entries) {
+    if (!LABEL_KEY.test(k) || k.length > sandboxBounds.maxLabelKeyLength)
+      throw invalid(`invalid label key '${k.slice(0, 60)}': 1-${sandboxBounds.maxLabelKeyLength} of A-Z a-z 0-9 . _ / -, starting with a letter or digit`, { key: k.slice(0, 60) });
+    if (typeof v !== 'string' || CONTROL.test(v) || v.length > sandboxBounds.maxLabelValueLength)
+      throw invalid(`the label ${k} must be printable text of at most ${sandboxBounds.maxLabelValueLength} characters`, { key: k });
+  }
+  return { ...(labels as Record<string, string>) };
+}
+
+function validateLimits(limits: unknown): SandboxLimits {
+  if (limits === undefined) return {};
+  if (!isPlainObject(limits)) throw invalid('limits must be an object');
+  const out: SandboxLimits = {};
+  for (const [k, v] of Object.entries(limits as object)) {
+    if (!(LIMIT_KEYS as readonly string[]).includes(k)) throw invalid(`unknown limit '${k.slice(0, 60)}': use ${LIMIT_KEYS.join(', ')}`, { limit: k.slice(0, 60) });
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw invalid(`the ${k} limit must be a positive whole number, got ${String(v).slice(0, 40)}`, { limit: k });
+    out[k as (typeof LIMIT_KEYS)[number]] = v;
+  }
+  return out;
+}
+
+/** The spec with every default filled in, or an INVALID_* error naming the first bad field. */
+function validateSpec(spec: SandboxSpec): Required<Omit<SandboxSpec, 'vault' | 'name' | 'ttlSeconds'>> & Pick<SandboxSpec, 'vault' | 'name' | 'ttlSeconds'> {
+  if (!isPlainObject(spec)) throw invalid('the sandbox spec must be an object');
+  if (spec.vault !== undefined) validateVaultName(spec.vault);
+  if (spec.name !== undefined) {
+    validateVaultName(spec.name);
+    if (spec.name.startsWith('sbx_')) throw new CorralError('INVALID_NAME', `a sandbox name cannot start with sbx_ (ids do): got '${spec.name}'`, { name: spec.name });
+  }
+  if (spec.fork !== undefined && typeof spec.fork !== 'boolean') throw invalid('fork must be true or false');
+  const backend = spec.backend ?? 'auto';
+  if (!['auto', 'host', 'namespace'].includes(backend)) throw invalid(`unknown backend '${String(backend).slice(0, 40)}': use auto, host or namespace`, { backend: String(backend).slice(0, 40) });
+  const policy = spec.policy ?? 'workstation';
+  if (typeof policy !== 'string' || !(presets as readonly string[]).includes(policy))
+    throw new CorralError('POLICY_INVALID', `unknown policy preset '${String(policy).slice(0, 80)}': use one of ${presets.join(', ')} (policy files are not accepted here)`, { presets: [...presets] });
+  const network = spec.network ?? 'none';
+  if (network !== 'none' && network !== 'host') throw invalid(`network must be none or host, got '${String(network).slice(0, 40)}'`);
+  const ttl = spec.ttlSeconds;
+  if (ttl !== undefined && !(Number.isSafeInteger(ttl) && ttl >= sandboxBounds.minTtlSeconds && ttl <= sandboxBounds.maxTtlSeconds))
+    throw invalid(`ttlSeconds must be a whole number from ${sandboxBounds.minTtlSeconds} to ${sandboxBounds.maxTtlSeconds} (7 days), got ${String(ttl).slice(0, 40)}`, { ttlSeconds: ttl });
+  return {
+    ...(spec.vault !== undefined ? { vault: spec.vault } : {}),
+    ...(spec.name !== undefined ? { name: spec.name } : {}),
+    ...(ttl !== undefined ? { ttlSeconds: ttl } : {}),
+    fork: spec.fork ?? true,
+    backend,
+    policy,
+    limits: validateLimits(spec.limits),
+    network,
+    env: validateEnv(spec.env),
+    labels: validateLabels(spec.labels),
+  };
+}
+
+function toSandbox(r: SandboxRow): Sandbox {
+  return {
+    id: r.id,
+    name: r.name,
+    state: r.state,
+    vault: r.vault,
+    sourceVault: r.source_vault,
+    forked: r.forked === 1,
+    backend: r.backend as SandboxBackend,
+    policy: r.policy,
+    limits: JSON.parse(r.limits) as SandboxLimits,
+    network: r.network as SandboxNetwork,
+    env: JSON.parse(r.env) as Record<string, string>,
+    labels: JSON.parse(r.labels) as Record<string, string>,
+    createdAt: new Date(r.created_at).toISOString(),
+    expiresAt: r.expires_at === null ? null : new Date(r.expires_at).toISOString(),
+  };
+}
+
+function notFound(idOrName: string): CorralError {
+  return new CorralError('SANDBOX_NOT_FOUND', `no sandbox '${idOrName.slice(0, 80)}' (or it expired): GET /v1/sandboxes lists the live ones`, { sandbox: idOrName.slice(0, 80) });
+}
+
+export class SandboxService {
+  private readonly store: CorralStore;
+  private readonly caller: Caller;
+  private readonly vaults: VaultService;
+  private readonly checkouts: CheckoutService;
+  private readonly runner: Pick<ExecService, 'run'>;
+
+  constructor(deps: SandboxServiceDeps) {
+    this.store = deps.store;
+    this.caller = deps.caller;
+    this.vaults = deps.vaults;
+    this.checkouts = deps.checkouts;
+    this.runner = deps.exec;
+  }
+
+  /** Makes a sandbox: rows and (by default) an O(1) fork, no process. Nothing is left behind on failure. */
+  create(spec: SandboxSpec = {}): Sandbox {
+    const s = validateSpec(spec);
+    const now = this.store.now();
+    const id = newId('sbx', now);
+    return this.store.write(this.caller, s.vault ?? null, { op: 'sandbox.create', target: id, details: { name: s.name ?? null, vault: s.vault ?? null, fork: s.fork } }, () => {
+      if (s.name !== undefined && this.findLive(s.name)) throw new CorralError('CONFLICT', `a sandbox named '${s.name}' already exists: pick another name or destroy it first`, { name: s.name });
+      let vault: string;
+      let source: string | null;
+      let owned: boolean;
+      if (s.vault === undefined) {
+        // A new empty vault is the sandbox's own already: a fork of it would isolate nothing.
+        vault = this.vaults.create(id).name;
+        source = null;
+        owned = s.fork;
+      } else if (s.fork) {
+        source = this.store.getVault(s.vault).name;
+        vault = this.vaults.fork(source, `${source.slice(0, 64 - FORK_SUFFIX - 1)}-${id.slice(-FORK_SUFFIX)}`).name;
+        owned = true;
+      } else {
+        vault = this.store.getVault(s.vault).name;
+        source = vault;
+        owned = false;
+      }
+      const expires = s.ttlSeconds === undefined ? null : now + s.ttlSeconds * 1000;
+      this.store.db.run(
+        'INSERT INTO sandboxes(id, name, vault, source_vault, forked, backend, policy, limits, network, env, labels, state, ttl_seconds, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        id, s.name ?? null, vault, source, owned ? 1 : 0, s.backend, s.policy, JSON.stringify(s.limits), s.network, JSON.stringify(s.env), JSON.stringify(s.labels), 'ready', s.ttlSeconds ?? null, expires, now, now,
+      );
+      return toSandbox(this.row(id)!);
+    });
+  }
+
+  /** Sandboxes, oldest first: the live ones (ready, paused) unless `state` is given; `label` is `key=value` or `{key: value}`. */
+  list(filter: { state?: SandboxState; label?: string | Record<string, string> } = {}): Sandbox[] {
+    if (filter.state !== undefined && !['ready', 'paused', 'destroyed'].includes(filter.state)) throw invalid(`state must be ready, paused or destroyed, got '${String(filter.state).slice(0, 40)}'`);
+    const wanted = typeof filter.label === 'string' ? parseLabelFilter(filter.label) : (filter.label ?? {});
+    this.expireDue();
+    const rows =
+      filter.state === undefined
+        ? this.store.db.all<SandboxRow>("SELECT * FROM sandboxes WHERE state != 'destroyed' ORDER BY rowid")
+        : this.store.db.all<SandboxRow>('SELECT * FROM sandboxes WHERE state = ? ORDER BY rowid', filter.state);
+    return rows.map(toSandbox).filter((sb) => Object.entries(wanted).every(([k, v]) => sb.labels[k] === v));
+  }
+
+  /** A sandbox by id (any state) or by name (live ones); an expired one is destroyed now and not found. */
+  get(idOrName: string): Sandbox {
+    return toSandbox(this.resolve(idOrName));
+  }
+
+  /** Destroys the sandbox (its row stays, state destroyed); its own vault is deleted unless keepFork. Idempotent. */
+  destroy(idOrName: string, options: { keepFork?: boolean } = {}): Sandbox {
+    const row = this.resolve(idOrName);
+    if (row.state === 'destroyed') return toSandbox(row);
+    this.destroyRow(row, { keepFork: options.keepFork ?? false, reason: 'request' });
+    return toSandbox(this.row(row.id)!);
+  }
+
+  /** Runs a command in the sandbox (collected) and records its envelope; the command's failure is in the result, not thrown. */
+  async exec(idOrName: string, request: SandboxExecRequest): Promise<ExecResult> {
+    const row = this.resolve(idOrName);
+    if (row.state !== 'ready') throw new CorralError('SANDBOX_STATE', `sandbox ${row.id} is ${row.state}: commands run only in a ready sandbox`, { sandbox: row.id, state: row.state });
+    if (!isPlainObject(request)) throw invalid('the exec request must be an object');
+    const env = validateEnv({ ...JSON.parse(row.env), ...validateEnv(request.env, 'the exec env') });
+    const started = this.store.now();
+    const result = await this.runner.run({
+      vault: row.vault,
+      backend: row.backend as SandboxBackend,
+      policy: row.policy,
+      limits: JSON.parse(row.limits) as SandboxLimits,
+      network: row.network === 'host',
+      env,
+      ...(request.argv !== undefined ? { argv: request.argv } : {}),
+      ...(request.shell !== undefined ? { shell: request.shell } : {}),
+      ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
+      ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+      ...(request.stdin !== undefined ? { stdin: request.stdin } : {}),
+      ...(request.signal !== undefined ? { signal: request.signal } : {}),
+    });
+    this.store.db.run('INSERT INTO execs(id, sandbox_id, state, result, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?)', result.id, row.id, result.status, JSON.stringify(result), started, this.store.now());
+    return result;
+  }
+
+  /** A recorded exec by id. */
+  getExec(id: string): ExecRecord {
+    const shown = String(id).slice(0, 80);
+    if (!isExecId(id)) throw invalid(`'${shown}' is not an exec id (exec_…)`, { exec: shown });
+    const r = this.store.db.get<{ id: string; sandbox_id: string; state: ExecRecord['state']; result: string }>('SELECT id, sandbox_id, state, result FROM execs WHERE id = ?', id);
+    if (!r) throw new CorralError('EXEC_NOT_FOUND', `no exec '${id}': execs are kept with their sandbox's rows`, { exec: id });
+    return { id: r.id, sandbox: r.sandbox_id, state: r.state, result: JSON.parse(r.result) as ExecResult };
+  }
+
+  /** Destroys every sandbox whose lifetime is over (their own vaults go too). */
+  expireDue(): number {
+    const due = this.store.db.all<SandboxRow>("SELECT * FROM sandboxes WHERE state != 'destroyed' AND expires_at IS NOT NULL AND expires_at <= ?", this.store.now());
+    for (const row of due) this.destroyRow(row, { keepFork: false, reason: 'expired' });
+    return due.length;
+  }
+
+  private row(id: string): SandboxRow | undefined {
+    return this.store.db.get<SandboxRow>('SELECT * FROM sandboxes WHERE id = ?', id);
+  }
+
+  private findLive(name: string): SandboxRow | undefined {
+    return this.store.db.get<SandboxRow>("SELECT * FROM sandboxes WHERE name = ? AND state != 'destroyed'", name);
+  }
+
+  /** The row for an id or a live name; expired ones are destroyed here and answer SANDBOX_NOT_FOUND. */
+  private resolve(idOrName: string): SandboxRow {
+    if (typeof idOrName !== 'string') throw invalid('a sandbox id or name must be a string');
+    let row: SandboxRow | undefined;
+    if (idOrName.startsWith('sbx_')) {
+      const shown = idOrName.slice(0, 80);
+      if (!isId('sbx', idOrName)) throw invalid(`'${shown}' is not a sandbox id: expected sbx_ followed by 26 base32 characters`, { sandbox: shown });
+      row = this.row(idOrName);
+    } else {
+      row = this.findLive(idOrName);
+    }
+    if (!row) throw notFound(idOrName);
+    if (row.expires_at !== null && row.expires_at <= this.store.now()) {
+      if (row.state !== 'destroyed') this.destroyRow(row, { keepFork: false, reason: 'expired' });
+      throw notFound(idOrName);
+    }
+    return row;
+  }
+
+  private destroyRow(row: SandboxRow, options: { keepFork: boolean; reason: 'request' | 'expired' }): void {
+    const dropVault = row.forked === 1 && !options.keepFork;
+    this.store.write(this.caller, row.vault, { op: 'sandbox.destroy', target: row.id, details: { reason: options.reason, vaultDeleted: dropVault } }, () => {
+      if (dropVault && this.store.findVault(row.vault)) {
+        // Its warm checkout goes with it: nothing else will ever sync that directory again.
+        for (const c of this.checkouts.list(row.vault)) if (c.kind === 'warm') this.checkouts.remove(c.dir);
+        try {
+          this.vaults.delete(row.vault, true);
+        } catch (e) {
+          if (!isCorralError(e, 'VAULT_NOT_FOUND')) throw e;
+        }
+      }
+      this.store.db.run("UPDATE sandboxes SET state = 'destroyed', updated_at = ? WHERE id = ? AND state != 'destroyed'", this.store.now(), row.id);
+    });
+  }
+}
+
+/** `key=value` (split at the first '=') as a label filter. */
+export function parseLabelFilter(text: string): Record<string, string> {
+  const at = text.indexOf('=');
+  if (at <= 0) throw invalid(`a label filter is key=value, got '${text.slice(0, 80)}'`, { label: text.slice(0, 80) });
+  return { [text.slice(0, at)]: text.slice(at + 1) };
+}
