@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pidAlive } from '../../src/runtime/cgroups.ts';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -17,6 +17,15 @@ async function waitFor(what: string, check: () => boolean, ms = 8000): Promise<v
   }
 }
 
+/** `corral ARGS` as a child process, resolved once its command printed `ready`. */
+async function startCorral(home: string, env: Record<string, string>, args: string[]): Promise<ChildProcessWithoutNullStreams> {
+  const child = spawn(CLI, args, { cwd: ROOT, env: { ...process.env, CORRAL_HOME: home, CORRAL_VAULT: '', NO_COLOR: '1', ...env } });
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  await waitFor('the command to start', () => out.includes('ready'));
+  return child;
+}
+
 for (const backend of ['host', 'namespace'] as const)
   test(`${backend}: a SIGKILLed Corral takes its exec's whole tree down; the next run cleans up`, async () => {
     const home = tempDir();
@@ -26,14 +35,7 @@ for (const backend of ['host', 'namespace'] as const)
     // The detached grandchild ignores SIGTERM; it is found on the host by the name it runs under.
     const tag = `corral-crash-${process.pid}-${backend}`;
     const script = `setsid bash -c 'trap "" TERM; exec -a ${tag} sleep 1000' & echo ready; sleep 1000`;
-    const child = spawn(CLI, ['--vault', 'v', 'exec', '--backend', backend, '--policy', 'permissive', '--grace', '300ms', '--pids', '100', '--shell', script], {
-      cwd: ROOT,
-      env: { ...process.env, CORRAL_HOME: home, CORRAL_VAULT: '', NO_COLOR: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    await waitFor('the command to start', () => out.includes('ready'));
+    const child = await startCorral(home, env, ['--vault', 'v', 'exec', '--backend', backend, '--policy', 'permissive', '--grace', '300ms', '--pids', '100', '--shell', script]);
     const grandchildren = (): number[] =>
       readdirSync('/proc')
         .filter((p) => /^\d+$/.test(p))
@@ -82,14 +84,7 @@ test('a host exec killed with Corral leaves no leftovers for the next exec to co
   const scratch = tempDir('corral-scratch-');
   const env = { CORRAL_SCRATCH: scratch };
   assert.equal(corral(home, ['vault', 'create', 'v'], { env }).code, 0);
-  const child = spawn(CLI, ['--vault', 'v', 'exec', '--backend', 'host', '--policy', 'permissive', '--grace', '200ms', '--shell', 'echo junk > crashjunk.txt; echo ready; sleep 1000'], {
-    cwd: ROOT,
-    env: { ...process.env, CORRAL_HOME: home, CORRAL_VAULT: '', NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  await waitFor('the command to write', () => out.includes('ready'));
+  const child = await startCorral(home, env, ['--vault', 'v', 'exec', '--backend', 'host', '--policy', 'permissive', '--grace', '200ms', '--shell', 'echo junk > crashjunk.txt; echo ready; sleep 1000']);
   process.kill(child.pid!, 'SIGKILL');
   await waitFor('Corral to be gone', () => !pidAlive(child.pid!));
   const r = corral(home, ['--vault', 'v', 'exec', '--json', '--backend', 'host', '--policy', 'permissive', '--', 'ls'], { env });
@@ -105,14 +100,7 @@ test('a command that traps SIGTERM cannot write after its Corral was killed: no 
   const scratch = tempDir('corral-scratch-');
   const env = { CORRAL_SCRATCH: scratch };
   assert.equal(corral(home, ['vault', 'create', 'v'], { env }).code, 0);
-  const child = spawn(CLI, ['--vault', 'v', 'exec', '--backend', 'host', '--policy', 'permissive', '--grace', '10s', '--shell', 'trap "sleep 1; echo late > late.txt; exit 0" TERM; echo ready; sleep 100 & wait'], {
-    cwd: ROOT,
-    env: { ...process.env, CORRAL_HOME: home, CORRAL_VAULT: '', NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  await waitFor('the command to start', () => out.includes('ready'));
+  const child = await startCorral(home, env, ['--vault', 'v', 'exec', '--backend', 'host', '--policy', 'permissive', '--grace', '10s', '--shell', 'trap "sleep 1; echo late > late.txt; exit 0" TERM; echo ready; sleep 100 & wait']);
   const exited = new Promise((r) => child.on('exit', r));
   process.kill(child.pid!, 'SIGKILL');
   await exited;
