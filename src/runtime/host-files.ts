@@ -13,6 +13,7 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  readlinkSync,
   renameSync,
   rmSync,
   statSync,
@@ -32,6 +33,18 @@ const encoder = new TextEncoder();
 /** The errno code (ENOENT, ELOOP, ...) of a failed host call, if any. */
 export function errnoCode(e: unknown): string | undefined {
   return (e as { code?: string }).code;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A host symlink's target as text, or undefined when it is not valid UTF-8 (a vault cannot hold it). Host errors are thrown as they are. */
+export function readLinkText(hostPath: string): string | undefined {
+  const raw = readlinkSync(hostPath, { encoding: 'buffer' });
+  try {
+    return strictUtf8.decode(raw);
+  } catch {
+    return undefined;
+  }
 }
 
 /** A host failure as a CorralError; an I/O error names the host path it happened on. */

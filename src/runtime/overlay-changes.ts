@@ -9,11 +9,10 @@
 // Whiteouts are character devices 0/0; opaque directories carry the xattr
 // `user.overlay.opaque` (or `trusted.overlay.opaque` for a root mount without userxattr) = "y",
 // which the caller reads (Node has no xattr call) and passes in.
-import { lstatSync, readdirSync, readlinkSync, type Stats } from 'node:fs';
-import { errnoCode, hostError } from './host-files.ts';
+import { lstatSync, readdirSync, type Stats } from 'node:fs';
+import { errnoCode, hostError, readLinkText } from './host-files.ts';
 import { entryPath, specialKind, type FsChangeSet } from './fs-changes.ts';
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * The change set an overlay upper directory holds. `opaqueDirs` are upper-relative paths ('a/b')
@@ -71,11 +70,13 @@ function walk(upper: string, lower: string, rel: string, path: string, lowerIsDi
     } else if (st.isFile()) {
       out.changes.push({ op: 'file', path: p, hostPath: upperPath, mode: st.mode & 0o7777, size: st.size, dev: st.dev, ino: st.ino });
     } else if (st.isSymbolicLink()) {
-      let target: string;
+      let target: string | undefined;
       try {
-        target = strictUtf8.decode(readlinkSync(upperPath, { encoding: 'buffer' }));
+        target = readLinkText(upperPath);
       } catch (e) {
-        if (!(e instanceof TypeError)) throw hostError(e, upperPath);
+        throw hostError(e, upperPath);
+      }
+      if (target === undefined) {
         out.skipped.push({ path: p, reason: 'link target is not valid UTF-8' });
         out.changes.push({ op: 'delete', path: p });
         continue;

@@ -4,14 +4,14 @@
 // within a timestamp tick of when they were recorded, so a later write may not show in the stat).
 // The ctime cannot be set from user space, so any write, chmod, rename or link shows in it.
 // Where the index is missing or corrupt, every file is a candidate: slow, still exact.
-import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readSync, renameSync, rmSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 import { CorralError } from '../protocol/errors.ts';
 import { joinPath } from '../protocol/paths.ts';
 import { sha256, type Entry, type ObjectStore } from '../store/object-store.ts';
 import { walkTree } from '../store/tree-diff.ts';
-import { errnoCode, hostError } from './host-files.ts';
+import { errnoCode, hostError, readLinkText } from './host-files.ts';
 import { entryPath, specialKind, type FsChange, type FsChangeSet } from './fs-changes.ts';
 
 /**
@@ -43,7 +43,6 @@ export interface StatIndex {
 }
 
 const INDEX_VERSION = 1;
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
 
 export function emptyIndex(tree = ''): StatIndex {
@@ -201,20 +200,21 @@ function scanLevel(host: string, path: string, baseHash: string | undefined, ind
       if (was?.kind === 'file' && hash === was.hash && was.mode === mode) continue;
       out.changes.push({ op: 'file', path: p, hostPath, mode, size: Number(st.size), dev: Number(st.dev), ino: Number(st.ino) });
     } else if (st.isSymbolicLink()) {
-      let target: string;
+      let target: string | undefined;
       try {
-        target = strictUtf8.decode(readlinkSync(hostPath, { encoding: 'buffer' }));
+        target = readLinkText(hostPath);
       } catch (e) {
-        if (e instanceof TypeError) {
-          out.skipped.push({ path: p, reason: 'link target is not valid UTF-8' });
-          if (was) out.changes.push({ op: 'delete', path: p });
-          continue;
-        }
+        // Gone, or no longer a link, since its lstat: what was there is gone.
         if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'EINVAL') {
           if (was) out.changes.push({ op: 'delete', path: p });
           continue;
         }
         throw hostError(e, hostPath);
+      }
+      if (target === undefined) {
+        out.skipped.push({ path: p, reason: 'link target is not valid UTF-8' });
+        if (was) out.changes.push({ op: 'delete', path: p });
+        continue;
       }
       if (was?.kind === 'symlink' && was.hash === sha256(encoder.encode(target))) continue;
       out.changes.push({ op: 'symlink', path: p, target });

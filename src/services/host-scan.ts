@@ -1,9 +1,9 @@
 // Planning the import of a host directory: one walk over its metadata (file contents are read
 // later, at build time). Symlinks are recorded as links, never followed; other special files are skipped.
-import { lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { CorralError } from '../protocol/errors.ts';
 import { MAX_PATH_BYTES, joinPath } from '../protocol/paths.ts';
-import { errnoCode, hostError, readHostFile, type HostIdentity } from '../runtime/host-files.ts';
+import { errnoCode, hostError, readHostFile, readLinkText, type HostIdentity } from '../runtime/host-files.ts';
 import { planDir, pointsOutside, writeAheadBatcher, type PlanDir, type PlanFile } from './import-plan.ts';
 import { checkFileSize } from '../runtime/transfer-limits.ts';
 import type { OutsideLink, SkippedEntry } from './transfer-service.ts';
@@ -18,7 +18,6 @@ export interface HostScan {
 }
 
 const encoder = new TextEncoder();
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Plans the import of the host directory `source` (an absolute path) at `vaultPath`. */
 export function scanHostDir(source: string, vaultPath: string, maxFileSize: number | null): HostScan {
@@ -80,15 +79,15 @@ function scanLevel(host: string, vaultDir: string, depth: number, dir: PlanDir, 
       dir.children.set(name, { kind: 'file', mode: st.mode & 0o777, mtime, size: st.size, host: hostPath, scanned: { dev: st.dev, ino: st.ino } });
       scan.entries++;
     } else if (st.isSymbolicLink()) {
-      let target: string;
+      let target: string | undefined;
       try {
-        target = strictUtf8.decode(readlinkSync(hostPath, { encoding: 'buffer' }));
+        target = readLinkText(hostPath);
       } catch (e) {
-        if (e instanceof TypeError) {
-          scan.skipped.push({ path, reason: 'link target is not valid UTF-8' });
-          continue;
-        }
         throw hostError(e, hostPath);
+      }
+      if (target === undefined) {
+        scan.skipped.push({ path, reason: 'link target is not valid UTF-8' });
+        continue;
       }
       if (pointsOutside(depth, target)) scan.outside.push({ path, target });
       dir.children.set(name, { kind: 'symlink', mtime, target });
