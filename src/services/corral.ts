@@ -14,6 +14,7 @@ import { CheckoutService } from './checkout-service.ts';
 import { ApprovalService } from './approval-service.ts';
 import { ExecService } from './exec-service.ts';
 import { SandboxService } from './sandbox-service.ts';
+import { EventBus } from './event-bus.ts';
 
 export interface CorralOptions extends StoreOptions {
   home?: string;
@@ -36,10 +37,13 @@ export class Corral {
   readonly approvals: ApprovalService;
   readonly exec: ExecService;
   readonly sandboxes: SandboxService;
+  /** Events of sandboxes, execs and approvals in this process (the daemon's streams and metrics read them). */
+  readonly events: EventBus;
 
   constructor(options: CorralOptions) {
     this.caller = options.caller;
     this.store = new CorralStore(options.home ?? defaultHome(), options);
+    this.events = new EventBus(() => this.store.now());
     const deps = { store: this.store, caller: this.caller };
     this.vaults = new VaultService(deps);
     this.files = new FileService(deps);

@@ -287,7 +287,7 @@ export class SandboxService {
       ...(request.stdin !== undefined ? { stdin: request.stdin } : {}),
       ...(request.signal !== undefined ? { signal: request.signal } : {}),
     });
-    this.store.db.run('INSERT INTO execs(id, sandbox_id, state, result, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?)', result.id, row.id, result.status, JSON.stringify(result), started, this.store.now());
+    this.store.db.run('INSERT INTO execs(id, sandbox_id, state, result, created_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)', result.id, row.id, result.status, JSON.stringify(result), started, started, this.store.now());
     return result;
   }
 

@@ -198,6 +198,83 @@ const migrations: string[] = [
   );
   CREATE INDEX execs_sandbox ON execs(sandbox_id, created_at);
   `,
+  `
+  -- The daemon's own state (issue 4). Tenants own API keys, sandboxes and the vaults made through
+  -- them; tenant NULL is the machine's owner (the Unix socket, the CLI), who sees everything.
+  CREATE TABLE tenants (
+    name TEXT PRIMARY KEY,
+    max_sandboxes INTEGER,
+    max_concurrent_execs INTEGER,
+    max_storage_bytes INTEGER,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  -- API keys (services/key-service.ts): only the sha256 of the secret is kept; scopes is a JSON array.
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT,
+    scopes TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+  );
+  ALTER TABLE vaults ADD COLUMN tenant TEXT;
+  ALTER TABLE sandboxes ADD COLUMN tenant TEXT;
+  ALTER TABLE sandboxes ADD COLUMN idle_timeout_seconds INTEGER;
+  ALTER TABLE sandboxes ADD COLUMN last_active_at INTEGER;
+  CREATE INDEX sandboxes_tenant ON sandboxes(tenant, state);
+  -- Execs become live objects: a background one has no result until it ends. request is the plain
+  -- request (JSON); supervisor_* identify the process tree for recovery after a daemon crash (pid,
+  -- /proc start time, boot id). State: running, then completed | pending | denied | failed | lost.
+  CREATE TABLE execs_v6 (
+    id TEXT PRIMARY KEY,
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+    state TEXT NOT NULL,
+    background INTEGER NOT NULL DEFAULT 0,
+    request TEXT,
+    pid INTEGER,
+    supervisor_pid INTEGER,
+    supervisor_started TEXT,
+    boot_id TEXT,
+    result TEXT,
+    stdout_bytes INTEGER NOT NULL DEFAULT 0,
+    stderr_bytes INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+  );
+  INSERT INTO execs_v6(id, sandbox_id, state, result, created_at, finished_at) SELECT id, sandbox_id, state, result, created_at, finished_at FROM execs;
+  DROP TABLE execs;
+  ALTER TABLE execs_v6 RENAME TO execs;
+  CREATE INDEX execs_sandbox ON execs(sandbox_id, created_at);
+  CREATE INDEX execs_running ON execs(state) WHERE state = 'running';
+  -- Output of execs, kept durably in chunks with byte offsets per stream (1 stdout, 2 stderr) and the
+  -- time they arrived (µs since the epoch); old chunks are dropped past a per-stream bound.
+  CREATE TABLE exec_output (
+    exec_id TEXT NOT NULL,
+    stream INTEGER NOT NULL CHECK (stream IN (1, 2)),
+    offset INTEGER NOT NULL,
+    at_us INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (exec_id, stream, offset)
+  );
+  -- Named long-running processes of a sandbox; each run is an exec (exec_id: the latest).
+  CREATE TABLE processes (
+    id TEXT PRIMARY KEY,
+    sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+    name TEXT NOT NULL,
+    request TEXT NOT NULL,
+    restart TEXT NOT NULL,
+    max_restarts INTEGER NOT NULL DEFAULT 0,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    exec_id TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX processes_name ON processes(sandbox_id, name) WHERE state != 'removed';
+  `,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

@@ -471,8 +471,8 @@ describe('search', () => {
     const home = c.store.home;
     c.close();
     const old = new DatabaseSync(join(home, 'corral.db'));
-    // Back to schema 1: every table a later migration adds is dropped (add new ones here).
-    old.exec(`DROP TABLE fts; DROP TABLE fts_paths; DROP TABLE fts_state; DROP TABLE checkouts; DROP TABLE approvals; DROP TABLE leases; DROP TABLE lease_recovery; DROP TABLE sandboxes; DROP TABLE execs;
+    // Back to schema 1: every table and column a later migration adds is dropped (add new ones here).
+    old.exec(`DROP TABLE fts; DROP TABLE fts_paths; DROP TABLE fts_state; DROP TABLE checkouts; DROP TABLE approvals; DROP TABLE leases; DROP TABLE lease_recovery; DROP TABLE sandboxes; DROP TABLE execs; DROP TABLE tenants; DROP TABLE api_keys; DROP TABLE exec_output; DROP TABLE processes; ALTER TABLE vaults DROP COLUMN tenant;
       CREATE VIRTUAL TABLE fts USING fts5(body, tokenize = 'unicode61');
       CREATE TABLE fts_docs (hash TEXT PRIMARY KEY, docid INTEGER NOT NULL UNIQUE);
       INSERT INTO fts(rowid, body) VALUES (1, 'stale text');
