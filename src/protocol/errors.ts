@@ -58,6 +58,12 @@ export const errorCodes = {
   SANDBOX_STATE: { status: 409, exit: 4 },
   /** API: no exec with this id. */
   EXEC_NOT_FOUND: { status: 404, exit: 3 },
+  /** API: no API key, or an unknown or revoked one (TCP needs a key: corral keys create). */
+  UNAUTHENTICATED: { status: 401, exit: 2 },
+  /** API: the API key lacks the scope this route needs (the details name it). */
+  PERMISSION_DENIED: { status: 403, exit: 2 },
+  /** API: the exec is not in a state that allows this (e.g. stdin to an exec that ended). */
+  EXEC_STATE: { status: 409, exit: 4 },
   INTERNAL: { status: 500, exit: 1 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 

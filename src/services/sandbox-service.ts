@@ -53,6 +53,12 @@ export interface SandboxExecRequest {
   signal?: AbortSignal;
 }
 
+/** Whose objects a call may see: a tenant's own, or (tenant null) everything: the machine's owner. */
+export interface Scope {
+  tenant: string | null;
+}
+export const OWNER: Scope = { tenant: null };
+
 export interface SandboxServiceDeps extends ServiceDeps {
   vaults: VaultService;
   checkouts: CheckoutService;
@@ -76,6 +82,7 @@ interface SandboxRow {
   expires_at: number | null;
   created_at: number;
   updated_at: number;
+  tenant: string | null;
 }
 
 // Every preset the API offers must be one the policy layer knows: the compiler checks it.
@@ -209,11 +216,12 @@ export class SandboxService {
   }
 
   /** Makes a sandbox: rows and (by default) an O(1) fork, no process. Nothing is left behind on failure. */
-  create(spec: SandboxSpec = {}): Sandbox {
+  create(spec: SandboxSpec = {}, scope: Scope = OWNER): Sandbox {
     const s = validateSpec(spec);
     const now = this.store.now();
     const id = newId('sbx', now);
     return this.store.write(this.caller, s.vault ?? null, { op: 'sandbox.create', target: id, details: { name: s.name ?? null, vault: s.vault ?? null, fork: s.fork } }, () => {
+      this.checkSandboxQuota(scope);
       if (s.name !== undefined && this.findLive(s.name)) throw new CorralError('CONFLICT', `a sandbox named '${s.name}' already exists: pick another name or destroy it first`, { name: s.name });
       let vault: string;
       let source: string | null;
@@ -224,25 +232,26 @@ export class SandboxService {
         source = null;
         owned = s.fork;
       } else if (s.fork) {
-        source = this.store.getVault(s.vault).name;
+        source = this.visibleVault(s.vault, scope);
         vault = this.vaults.fork(source, `${source.slice(0, 64 - FORK_SUFFIX - 1)}-${id.slice(-FORK_SUFFIX)}`).name;
         owned = true;
       } else {
-        vault = this.store.getVault(s.vault).name;
+        vault = this.visibleVault(s.vault, scope);
         source = vault;
         owned = false;
       }
+      if (owned && scope.tenant !== null) this.store.db.run('UPDATE vaults SET tenant = ? WHERE name = ?', scope.tenant, vault);
       const expires = s.ttlSeconds === undefined ? null : now + s.ttlSeconds * 1000;
       this.store.db.run(
-        'INSERT INTO sandboxes(id, name, vault, source_vault, forked, backend, policy, limits, network, env, labels, state, ttl_seconds, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        id, s.name ?? null, vault, source, owned ? 1 : 0, s.backend, s.policy, JSON.stringify(s.limits), s.network, JSON.stringify(s.env), JSON.stringify(s.labels), 'ready', s.ttlSeconds ?? null, expires, now, now,
+        'INSERT INTO sandboxes(id, name, vault, source_vault, forked, backend, policy, limits, network, env, labels, state, ttl_seconds, expires_at, created_at, updated_at, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        id, s.name ?? null, vault, source, owned ? 1 : 0, s.backend, s.policy, JSON.stringify(s.limits), s.network, JSON.stringify(s.env), JSON.stringify(s.labels), 'ready', s.ttlSeconds ?? null, expires, now, now, scope.tenant,
       );
       return toSandbox(this.row(id)!);
     });
   }
 
   /** Sandboxes, oldest first: the live ones (ready, paused) unless `state` is given; `label` is `key=value` or `{key: value}`. */
-  list(filter: { state?: SandboxState; label?: string | Record<string, string> } = {}): Sandbox[] {
+  list(filter: { state?: SandboxState; label?: string | Record<string, string> } = {}, scope: Scope = OWNER): Sandbox[] {
     if (filter.state !== undefined && !['ready', 'paused', 'destroyed'].includes(filter.state)) throw invalid(`state must be ready, paused or destroyed, got '${String(filter.state).slice(0, 40)}'`);
     const wanted = typeof filter.label === 'string' ? parseLabelFilter(filter.label) : (filter.label ?? {});
     this.expireDue();
@@ -250,25 +259,25 @@ export class SandboxService {
       filter.state === undefined
         ? this.store.db.all<SandboxRow>("SELECT * FROM sandboxes WHERE state != 'destroyed' ORDER BY rowid")
         : this.store.db.all<SandboxRow>('SELECT * FROM sandboxes WHERE state = ? ORDER BY rowid', filter.state);
-    return rows.map(toSandbox).filter((sb) => Object.entries(wanted).every(([k, v]) => sb.labels[k] === v));
+    return rows.filter((r) => visible(r, scope)).map(toSandbox).filter((sb) => Object.entries(wanted).every(([k, v]) => sb.labels[k] === v));
   }
 
   /** A sandbox by id (any state) or by name (live ones); an expired one is destroyed now and not found. */
-  get(idOrName: string): Sandbox {
-    return toSandbox(this.resolve(idOrName));
+  get(idOrName: string, scope: Scope = OWNER): Sandbox {
+    return toSandbox(this.resolve(idOrName, scope));
   }
 
   /** Destroys the sandbox (its row stays, state destroyed); its own vault is deleted unless keepFork. Idempotent. */
-  destroy(idOrName: string, options: { keepFork?: boolean } = {}): Sandbox {
-    const row = this.resolve(idOrName);
+  destroy(idOrName: string, options: { keepFork?: boolean } = {}, scope: Scope = OWNER): Sandbox {
+    const row = this.resolve(idOrName, scope);
     if (row.state === 'destroyed') return toSandbox(row);
     this.destroyRow(row, { keepFork: options.keepFork ?? false, reason: 'request' });
     return toSandbox(this.row(row.id)!);
   }
 
   /** Runs a command in the sandbox (collected) and records its envelope; the command's failure is in the result, not thrown. */
-  async exec(idOrName: string, request: SandboxExecRequest): Promise<ExecResult> {
-    const row = this.resolve(idOrName);
+  async exec(idOrName: string, request: SandboxExecRequest, scope: Scope = OWNER): Promise<ExecResult> {
+    const row = this.resolve(idOrName, scope);
     if (row.state !== 'ready') throw new CorralError('SANDBOX_STATE', `sandbox ${row.id} is ${row.state}: commands run only in a ready sandbox`, { sandbox: row.id, state: row.state });
     if (!isPlainObject(request)) throw invalid('the exec request must be an object');
     const env = validateEnv({ ...JSON.parse(row.env), ...validateEnv(request.env, 'the exec env') });
@@ -292,11 +301,11 @@ export class SandboxService {
   }
 
   /** A recorded exec by id. */
-  getExec(id: string): ExecRecord {
+  getExec(id: string, scope: Scope = OWNER): ExecRecord {
     const shown = String(id).slice(0, 80);
     if (!isExecId(id)) throw invalid(`'${shown}' is not an exec id (exec_…)`, { exec: shown });
     const r = this.store.db.get<{ id: string; sandbox_id: string; state: ExecRecord['state']; result: string }>('SELECT id, sandbox_id, state, result FROM execs WHERE id = ?', id);
-    if (!r) throw new CorralError('EXEC_NOT_FOUND', `no exec '${id}': execs are kept with their sandbox's rows`, { exec: id });
+    if (!r || !this.visibleSandbox(r.sandbox_id, scope)) throw new CorralError('EXEC_NOT_FOUND', `no exec '${id}': execs are kept with their sandbox's rows`, { exec: id });
     return { id: r.id, sandbox: r.sandbox_id, state: r.state, result: JSON.parse(r.result) as ExecResult };
   }
 
@@ -311,12 +320,36 @@ export class SandboxService {
     return this.store.db.get<SandboxRow>('SELECT * FROM sandboxes WHERE id = ?', id);
   }
 
+  private visibleSandbox(id: string, scope: Scope): boolean {
+    const row = this.row(id);
+    return row !== undefined && visible(row, scope);
+  }
+
+  /** An existing vault the caller may use (a tenant: only its own), or VAULT_NOT_FOUND. */
+  private visibleVault(name: string, scope: Scope): string {
+    const vault = this.store.getVault(name).name;
+    if (scope.tenant !== null) {
+      const owner = this.store.db.get<{ tenant: string | null }>('SELECT tenant FROM vaults WHERE name = ?', vault)?.tenant ?? null;
+      if (owner !== scope.tenant) throw new CorralError('VAULT_NOT_FOUND', `no vault named '${name}'`, { vault: name });
+    }
+    return vault;
+  }
+
+  /** A tenant's quota on live sandboxes (tenants without a row, and the owner, have none). */
+  private checkSandboxQuota(scope: Scope): void {
+    if (scope.tenant === null) return;
+    const max = this.store.db.get<{ max_sandboxes: number | null }>('SELECT max_sandboxes FROM tenants WHERE name = ?', scope.tenant)?.max_sandboxes ?? null;
+    if (max === null) return;
+    const live = this.store.db.get<{ n: number }>("SELECT count(*) AS n FROM sandboxes WHERE tenant = ? AND state != 'destroyed'", scope.tenant)!.n;
+    if (live >= max) throw new CorralError('QUOTA_EXCEEDED', `tenant ${scope.tenant} has ${live} live sandboxes, its quota is ${max}: destroy one first`, { tenant: scope.tenant, quota: 'sandboxes', limit: max });
+  }
+
   private findLive(name: string): SandboxRow | undefined {
     return this.store.db.get<SandboxRow>("SELECT * FROM sandboxes WHERE name = ? AND state != 'destroyed'", name);
   }
 
   /** The row for an id or a live name; expired ones are destroyed here and answer SANDBOX_NOT_FOUND. */
-  private resolve(idOrName: string): SandboxRow {
+  private resolve(idOrName: string, scope: Scope): SandboxRow {
     if (typeof idOrName !== 'string') throw invalid('a sandbox id or name must be a string');
     let row: SandboxRow | undefined;
     if (idOrName.startsWith('sbx_')) {
@@ -326,7 +359,8 @@ export class SandboxService {
     } else {
       row = this.findLive(idOrName);
     }
-    if (!row) throw notFound(idOrName);
+    // Another tenant's sandbox is answered like a missing one: its existence is not for this caller.
+    if (!row || !visible(row, scope)) throw notFound(idOrName);
     if (row.expires_at !== null && row.expires_at <= this.store.now()) {
       if (row.state !== 'destroyed') this.destroyRow(row, { keepFork: false, reason: 'expired' });
       throw notFound(idOrName);
@@ -349,6 +383,10 @@ export class SandboxService {
       this.store.db.run("UPDATE sandboxes SET state = 'destroyed', updated_at = ? WHERE id = ? AND state != 'destroyed'", this.store.now(), row.id);
     });
   }
+}
+
+function visible(row: SandboxRow, scope: Scope): boolean {
+  return scope.tenant === null || row.tenant === scope.tenant;
 }
 
 /** `key=value` (split at the first '=') as a label filter. */
