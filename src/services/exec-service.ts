@@ -41,6 +41,8 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export interface ExecRequest {
+  /** The exec's id when the caller made it already (an exec_ id; default: a new one). */
+  id?: string;
   vault: string;
   /** Exactly one of argv (no shell) and shell (run as `bash -c`, never a login shell). */
   argv?: string[];
@@ -76,7 +78,7 @@ export interface ExecRequest {
 }
 
 /** What an approval keeps of a request, to run it later. */
-type StoredRequest = Omit<ExecRequest, 'stdin' | 'onEvent' | 'signal' | 'resume' | 'approvalWaitMs' | 'heartbeatMs'>;
+type StoredRequest = Omit<ExecRequest, 'id' | 'stdin' | 'onEvent' | 'signal' | 'resume' | 'approvalWaitMs' | 'heartbeatMs'>;
 
 const storedKeys = ['vault', 'argv', 'shell', 'cwd', 'env', 'backend', 'policy', 'timeoutMs', 'graceMs', 'readonly', 'network', 'limits', 'bestEffort', 'checkpoint', 'onFailure', 'outputCap'] as const satisfies readonly (keyof StoredRequest)[];
 
@@ -156,7 +158,7 @@ export class ExecService {
   /** Runs one command through the whole pipeline. Never throws for the command's own failure: the result says. */
   async run(request: ExecRequest): Promise<ExecResult> {
     const sm = new ExecStateMachine();
-    const id = newId('exec');
+    const id = request.id ?? newId('exec');
     const result: ExecResult = {
       kind: 'corral.exec.result',
       version: 1,
