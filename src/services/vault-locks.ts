@@ -7,7 +7,7 @@
 // (or whose pid now names another process: its start time differs) is removed when seen, and a
 // dead holder that was writing in place (dirty) makes the next exclusive holder `recovered`.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { identityOf, procStat, processAlive, type ProcessIdentity } from '../runtime/process-identity.ts';
 import type { CorralStore } from '../store/corral-store.ts';
 import type { Database } from '../store/database.ts';
 
@@ -53,45 +53,9 @@ export interface ExclusiveOptions {
   dirty?: boolean;
 }
 
-/** Who holds a lease: a process, told apart from a later one reusing its pid by its start time. */
-interface ProcessIdentity {
-  pid: number;
-  /** /proc/<pid>/stat starttime (clock ticks since boot); '' where there is no /proc. */
-  started: string;
-  /** The boot and pid namespace the pid means something in: `<boot id>/<pid namespace>`. */
-  host: string;
-  boot: string;
-}
-
 const FIRST_POLL_MS = 2;
 const MAX_POLL_MS = 20;
 const RELEASE_RETRY_MS = 100;
-
-/** The state letter and start time of a process, or undefined when /proc does not show it. */
-function procStat(pid: number): { state: string; started: string } | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0] ?? '', started: fields[19] ?? '' };
-  } catch {
-    return undefined;
-  }
-}
-
-function readOr(read: () => string, fallback: string): string {
-  try {
-    return read().trim();
-  } catch {
-    return fallback;
-  }
-}
-
-function selfIdentity(): ProcessIdentity {
-  const boot = readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'latin1'), '');
-  const pidns = readOr(() => readlinkSync('/proc/self/ns/pid'), '');
-  return { pid: process.pid, started: procStat(process.pid)?.started ?? '', host: `${boot}/${pidns}`, boot };
-}
 
 export class VaultLocks {
   private readonly db: Database;
@@ -101,7 +65,7 @@ export class VaultLocks {
 
   constructor(store: CorralStore) {
     this.db = store.db;
-    this.self = selfIdentity();
+    this.self = identityOf();
   }
 
   /** Resolves once `key` is held shared; call the returned function to release. Rejects with the signal's reason if aborted while waiting. */
@@ -243,24 +207,9 @@ export class VaultLocks {
   }
 
   private processAlive(row: Pick<LeaseRow, 'host'>, pid: number, started: string): boolean {
-    const self = this.self;
-    if (row.host !== self.host) {
-      // Written before a reboot: that process is gone. In another pid namespace its pid means nothing here.
-      const boot = row.host.slice(0, row.host.indexOf('/'));
-      return !(self.boot !== '' && boot !== '' && boot !== self.boot);
-    }
-    if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-    if (pid === self.pid) return started === self.started;
-    const stat = procStat(pid);
-    if (stat) return stat.state !== 'Z' && stat.state !== 'X' && (started === '' || stat.started === started);
-    // No /proc entry: gone, unless /proc hides other users' processes (hidepid) and the pid still answers.
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPERM';
-    }
+    return processAlive({ pid, started, host: row.host }, this.self);
   }
+
 
   /** An idempotent release of the lease at `seq`. */
   private releaser(key: string, seq: number, holder: string): () => void {
