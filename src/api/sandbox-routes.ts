@@ -3,12 +3,14 @@
 import type { Context, Hono } from 'hono';
 import { isId, sandboxStateSchema, sandboxCreateSchema, type Sandbox, type SandboxList } from '../protocol/api-schemas.ts';
 import { CorralError } from '../protocol/errors.ts';
+import type { ExecSessions } from '../services/exec-sessions.ts';
 import { parseLabelFilter, type SandboxService } from '../services/sandbox-service.ts';
+import { requireScope, scopeOf } from './auth-middleware.ts';
 import { readJson } from './api-middleware.ts';
 import type { ApiEnv } from './api-types.ts';
 import type { RouteDocs } from './openapi.ts';
 
-export type SandboxesView = Pick<SandboxService, 'create' | 'list' | 'get' | 'destroy'>;
+export type SandboxesView = Pick<SandboxService, 'create' | 'list' | 'get'>;
 
 /** The `:id` path parameter, refused before any lookup unless it is a well-formed sbx_ id. */
 export function sandboxIdParam(c: Context<ApiEnv>): string {
@@ -18,16 +20,17 @@ export function sandboxIdParam(c: Context<ApiEnv>): string {
   return id;
 }
 
-function onlyQuery(c: Context<ApiEnv>, allowed: string[]): void {
+export function onlyQuery(c: Context<ApiEnv>, allowed: string[]): void {
   for (const key of Object.keys(c.req.queries()))
     if (!allowed.includes(key)) throw new CorralError('INVALID_ARGUMENT', `unknown query parameter '${key.slice(0, 40)}'${allowed.length ? `: use ${allowed.join(', ')}` : ''}`, { parameter: key.slice(0, 40) });
 }
 
-export function registerSandboxRoutes(app: Hono<ApiEnv>, docs: RouteDocs, sandboxes: SandboxesView): void {
+export function registerSandboxRoutes(app: Hono<ApiEnv>, docs: RouteDocs, sandboxes: SandboxesView, execs: Pick<ExecSessions, 'destroySandbox'>): void {
   app.post('/v1/sandboxes', async (c) => {
+    requireScope(c, 'sandboxes:write');
     onlyQuery(c, []);
     const spec = await readJson(c, sandboxCreateSchema);
-    return c.json(sandboxes.create(spec) satisfies Sandbox, 201);
+    return c.json(sandboxes.create(spec, scopeOf(c)) satisfies Sandbox, 201);
   });
   docs.add({
     method: 'post',
@@ -42,6 +45,7 @@ export function registerSandboxRoutes(app: Hono<ApiEnv>, docs: RouteDocs, sandbo
   });
 
   app.get('/v1/sandboxes', (c) => {
+    requireScope(c, 'sandboxes:read');
     onlyQuery(c, ['state', 'label']);
     const states = c.req.queries('state') ?? [];
     if (states.length > 1) throw new CorralError('INVALID_ARGUMENT', 'give state at most once', {});
@@ -53,7 +57,7 @@ export function registerSandboxRoutes(app: Hono<ApiEnv>, docs: RouteDocs, sandbo
     }
     const labels: Record<string, string> = {};
     for (const l of c.req.queries('label') ?? []) Object.assign(labels, parseLabelFilter(l));
-    return c.json({ sandboxes: sandboxes.list({ ...(state ? { state } : {}), label: labels }) } satisfies SandboxList);
+    return c.json({ sandboxes: sandboxes.list({ ...(state ? { state } : {}), label: labels }, scopeOf(c)) } satisfies SandboxList);
   });
   docs.add({
     method: 'get',
@@ -65,8 +69,9 @@ export function registerSandboxRoutes(app: Hono<ApiEnv>, docs: RouteDocs, sandbo
   });
 
   app.get('/v1/sandboxes/:id', (c) => {
+    requireScope(c, 'sandboxes:read');
     onlyQuery(c, []);
-    return c.json(sandboxes.get(sandboxIdParam(c)) satisfies Sandbox);
+    return c.json(sandboxes.get(sandboxIdParam(c), scopeOf(c)) satisfies Sandbox);
   });
   docs.add({
     method: 'get',
@@ -78,19 +83,20 @@ export function registerSandboxRoutes(app: Hono<ApiEnv>, docs: RouteDocs, sandbo
     errors: [400, 404],
   });
 
-  app.delete('/v1/sandboxes/:id', (c) => {
+  app.delete('/v1/sandboxes/:id', async (c) => {
+    requireScope(c, 'sandboxes:write');
     onlyQuery(c, ['keepFork']);
     const id = sandboxIdParam(c);
     const keep = c.req.query('keepFork');
     if (keep !== undefined && keep !== 'true' && keep !== 'false') throw new CorralError('INVALID_ARGUMENT', `keepFork must be true or false, got '${keep.slice(0, 40)}'`, {});
-    return c.json(sandboxes.destroy(id, { keepFork: keep === 'true' }) satisfies Sandbox);
+    return c.json((await execs.destroySandbox(id, { keepFork: keep === 'true' }, scopeOf(c))) satisfies Sandbox);
   });
   docs.add({
     method: 'delete',
     path: '/v1/sandboxes/:id',
     operationId: 'destroySandbox',
     tags: ['sandboxes'],
-    summary: 'Destroy a sandbox; its own vault (the fork) is deleted unless ?keepFork=true. Idempotent',
+    summary: 'Destroy a sandbox: its running execs are cancelled first; its own vault (the fork) is deleted unless ?keepFork=true. Idempotent',
     responses: { 200: { description: 'The destroyed sandbox (its row is kept).', schema: 'Sandbox' } },
     errors: [400, 404],
   });

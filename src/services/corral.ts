@@ -15,6 +15,9 @@ import { ApprovalService } from './approval-service.ts';
 import { ExecService } from './exec-service.ts';
 import { SandboxService } from './sandbox-service.ts';
 import { EventBus } from './event-bus.ts';
+import { SandboxFiles } from './sandbox-files.ts';
+import { ExecSessions } from './exec-sessions.ts';
+import { KeyService } from './key-service.ts';
 
 export interface CorralOptions extends StoreOptions {
   home?: string;
@@ -39,6 +42,12 @@ export class Corral {
   readonly sandboxes: SandboxService;
   /** Events of sandboxes, execs and approvals in this process (the daemon's streams and metrics read them). */
   readonly events: EventBus;
+  /** Execs in sandboxes as live objects: background, streaming, durable output, wait and kill. */
+  readonly execs: ExecSessions;
+  /** API keys and tenants (their quotas). */
+  readonly keys: KeyService;
+  /** A sandbox's files (its vault) for the API: read, write, edit, list, tar down and up, watch. */
+  readonly sandboxFiles: SandboxFiles;
 
   constructor(options: CorralOptions) {
     this.caller = options.caller;
@@ -55,9 +64,12 @@ export class Corral {
     this.bundles = new BundleService(deps);
     this.maintenance = new MaintenanceService(deps);
     this.checkouts = new CheckoutService(deps);
-    this.approvals = new ApprovalService(deps);
+    this.approvals = new ApprovalService({ ...deps, events: this.events });
     this.exec = new ExecService({ ...deps, checkouts: this.checkouts, checkpoints: this.checkpoints, approvals: this.approvals });
-    this.sandboxes = new SandboxService({ ...deps, vaults: this.vaults, checkouts: this.checkouts, exec: this.exec });
+    this.sandboxes = new SandboxService({ ...deps, vaults: this.vaults, checkouts: this.checkouts, events: this.events });
+    this.execs = new ExecSessions({ store: this.store, sandboxes: this.sandboxes, exec: this.exec, events: this.events });
+    this.keys = new KeyService(deps);
+    this.sandboxFiles = new SandboxFiles({ store: this.store, sandboxes: this.sandboxes, files: this.files, transfer: this.transfer });
   }
 
   close(): void {

@@ -1,17 +1,16 @@
 // Sandboxes: a vault (by default its own fork, made in O(1)) plus how its commands run (backend,
 // policy, limits, network, env), kept as a row. Creating one starts no process: processes start only
 // for execs, which go through ExecService.run and are recorded with their result envelope.
-import { newId, isExecId, isId } from '../protocol/ids.ts';
+import { newId, isId } from '../protocol/ids.ts';
 import { policyPresetNames, sandboxBounds } from '../protocol/sandbox-spec.ts';
-import type { ExecRecord, Sandbox, SandboxState } from '../protocol/api-schemas.ts';
+import type { Sandbox, SandboxState } from '../protocol/api-schemas.ts';
 import { CorralError, isCorralError } from '../protocol/errors.ts';
-import type { ExecResult } from '../protocol/exec-result.ts';
 import { validateVaultName } from '../protocol/paths.ts';
 import type { PresetName } from '../policy/policy-presets.ts';
 import type { Caller, CorralStore } from '../store/corral-store.ts';
 import type { CheckoutService } from './checkout-service.ts';
 import type { ServiceDeps } from './corral.ts';
-import type { ExecService } from './exec-service.ts';
+import type { EventBus } from './event-bus.ts';
 import type { VaultService } from './vault-service.ts';
 
 export type SandboxBackend = 'auto' | 'host' | 'namespace';
@@ -42,6 +41,7 @@ export interface SandboxSpec {
   ttlSeconds?: number;
 }
 
+/** What an exec in a sandbox asks for (the sandbox supplies vault, backend, policy, limits, network). */
 export interface SandboxExecRequest {
   argv?: string[];
   shell?: string;
@@ -62,7 +62,7 @@ export const OWNER: Scope = { tenant: null };
 export interface SandboxServiceDeps extends ServiceDeps {
   vaults: VaultService;
   checkouts: CheckoutService;
-  exec: Pick<ExecService, 'run'>;
+  events?: EventBus;
 }
 
 interface SandboxRow {
@@ -205,14 +205,14 @@ export class SandboxService {
   private readonly caller: Caller;
   private readonly vaults: VaultService;
   private readonly checkouts: CheckoutService;
-  private readonly runner: Pick<ExecService, 'run'>;
+  private readonly events: EventBus | undefined;
 
   constructor(deps: SandboxServiceDeps) {
     this.store = deps.store;
     this.caller = deps.caller;
     this.vaults = deps.vaults;
     this.checkouts = deps.checkouts;
-    this.runner = deps.exec;
+    this.events = deps.events;
   }
 
   /** Makes a sandbox: rows and (by default) an O(1) fork, no process. Nothing is left behind on failure. */
@@ -220,7 +220,7 @@ export class SandboxService {
     const s = validateSpec(spec);
     const now = this.store.now();
     const id = newId('sbx', now);
-    return this.store.write(this.caller, s.vault ?? null, { op: 'sandbox.create', target: id, details: { name: s.name ?? null, vault: s.vault ?? null, fork: s.fork } }, () => {
+    const created = this.store.write(this.caller, s.vault ?? null, { op: 'sandbox.create', target: id, details: { name: s.name ?? null, vault: s.vault ?? null, fork: s.fork } }, () => {
       this.checkSandboxQuota(scope);
       if (s.name !== undefined && this.findLive(s.name)) throw new CorralError('CONFLICT', `a sandbox named '${s.name}' already exists: pick another name or destroy it first`, { name: s.name });
       let vault: string;
@@ -248,6 +248,9 @@ export class SandboxService {
       );
       return toSandbox(this.row(id)!);
     });
+    this.events?.publish('created', { sandbox: id, tenant: scope.tenant, data: { vault: created.vault } });
+    this.events?.publish('ready', { sandbox: id, tenant: scope.tenant, data: {} });
+    return created;
   }
 
   /** Sandboxes, oldest first: the live ones (ready, paused) unless `state` is given; `label` is `key=value` or `{key: value}`. */
@@ -275,54 +278,19 @@ export class SandboxService {
     return toSandbox(this.row(row.id)!);
   }
 
-  /** Runs a command in the sandbox (collected) and records its envelope; the command's failure is in the result, not thrown. */
-  async exec(idOrName: string, request: SandboxExecRequest, scope: Scope = OWNER): Promise<ExecResult> {
-    const row = this.resolve(idOrName, scope);
-    if (row.state !== 'ready') throw new CorralError('SANDBOX_STATE', `sandbox ${row.id} is ${row.state}: commands run only in a ready sandbox`, { sandbox: row.id, state: row.state });
-    if (!isPlainObject(request)) throw invalid('the exec request must be an object');
-    const env = validateEnv({ ...JSON.parse(row.env), ...validateEnv(request.env, 'the exec env') });
-    const started = this.store.now();
-    const result = await this.runner.run({
-      vault: row.vault,
-      backend: row.backend as SandboxBackend,
-      policy: row.policy,
-      limits: JSON.parse(row.limits) as SandboxLimits,
-      network: row.network === 'host',
-      env,
-      ...(request.argv !== undefined ? { argv: request.argv } : {}),
-      ...(request.shell !== undefined ? { shell: request.shell } : {}),
-      ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
-      ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
-      ...(request.stdin !== undefined ? { stdin: request.stdin } : {}),
-      ...(request.signal !== undefined ? { signal: request.signal } : {}),
-    });
-    this.store.db.run('INSERT INTO execs(id, sandbox_id, state, result, created_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)', result.id, row.id, result.status, JSON.stringify(result), started, started, this.store.now());
-    return result;
-  }
-
-  /** A recorded exec by id. */
-  getExec(id: string, scope: Scope = OWNER): ExecRecord {
-    const shown = String(id).slice(0, 80);
-    if (!isExecId(id)) throw invalid(`'${shown}' is not an exec id (exec_…)`, { exec: shown });
-    const r = this.store.db.get<{ id: string; sandbox_id: string; state: ExecRecord['state']; result: string }>('SELECT id, sandbox_id, state, result FROM execs WHERE id = ?', id);
-    if (!r || !this.visibleSandbox(r.sandbox_id, scope)) throw new CorralError('EXEC_NOT_FOUND', `no exec '${id}': execs are kept with their sandbox's rows`, { exec: id });
-    return { id: r.id, sandbox: r.sandbox_id, state: r.state, result: JSON.parse(r.result) as ExecResult };
-  }
-
   /** Destroys every sandbox whose lifetime is over (their own vaults go too). */
   expireDue(): number {
-    const due = this.store.db.all<SandboxRow>("SELECT * FROM sandboxes WHERE state != 'destroyed' AND expires_at IS NOT NULL AND expires_at <= ?", this.store.now());
+    // A sandbox with execs still running is left to the daemon's sweep, which ends them first.
+    const due = this.store.db.all<SandboxRow>(
+      "SELECT * FROM sandboxes s WHERE state != 'destroyed' AND expires_at IS NOT NULL AND expires_at <= ? AND NOT EXISTS (SELECT 1 FROM execs e WHERE e.sandbox_id = s.id AND e.state = 'running')",
+      this.store.now(),
+    );
     for (const row of due) this.destroyRow(row, { keepFork: false, reason: 'expired' });
     return due.length;
   }
 
   private row(id: string): SandboxRow | undefined {
     return this.store.db.get<SandboxRow>('SELECT * FROM sandboxes WHERE id = ?', id);
-  }
-
-  private visibleSandbox(id: string, scope: Scope): boolean {
-    const row = this.row(id);
-    return row !== undefined && visible(row, scope);
   }
 
   /** An existing vault the caller may use (a tenant: only its own), or VAULT_NOT_FOUND. */
@@ -382,6 +350,8 @@ export class SandboxService {
       }
       this.store.db.run("UPDATE sandboxes SET state = 'destroyed', updated_at = ? WHERE id = ? AND state != 'destroyed'", this.store.now(), row.id);
     });
+    if (options.reason === 'expired') this.events?.publish('expired', { sandbox: row.id, tenant: row.tenant, data: {} });
+    this.events?.publish('destroyed', { sandbox: row.id, tenant: row.tenant, data: { vaultDeleted: dropVault } });
   }
 }
 

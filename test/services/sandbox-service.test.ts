@@ -46,7 +46,7 @@ test('create: a fork of the vault, rows only; an exec changes the fork, not the 
   assert.deepEqual(corral.sandboxes.get('work'), sb);
   assert.deepEqual(corral.sandboxes.get(sb.id), sb);
 
-  const r = await corral.sandboxes.exec(sb.id, { shell: 'echo "$GREETING $EXTRA" > b.txt; cat a.txt; cat', env: { EXTRA: 'there' }, stdin: enc.encode('piped\n') });
+  const r = await corral.execs.run(sb.id, { shell: 'echo "$GREETING $EXTRA" > b.txt; cat a.txt; cat', env: { EXTRA: 'there' }, stdin: enc.encode('piped\n') });
   assert.equal(r.status, 'completed', JSON.stringify(r.error));
   assert.equal(r.exitCode, 0);
   assert.equal(r.backend, 'namespace');
@@ -57,10 +57,16 @@ test('create: a fork of the vault, rows only; an exec changes the fork, not the 
   assert.equal(read(corral, sb.vault, '/b.txt'), 'hello there\n');
   assert.equal(read(corral, 'src', '/b.txt'), null);
 
-  const rec = corral.sandboxes.getExec(r.id);
-  assert.deepEqual(rec, { id: r.id, sandbox: sb.id, state: 'completed', result: r });
-  assert.ok(isCorralError(catchError(() => corral.sandboxes.getExec(newId('exec'))), 'EXEC_NOT_FOUND'));
-  assert.ok(isCorralError(catchError(() => corral.sandboxes.getExec('exec_../x')), 'INVALID_ARGUMENT'));
+  const rec = corral.execs.get(r.id);
+  assert.equal(rec.id, r.id);
+  assert.equal(rec.sandbox, sb.id);
+  assert.equal(rec.state, 'completed');
+  assert.equal(rec.background, false);
+  assert.equal(rec.exitCode, 0);
+  assert.equal(rec.stdoutBytes, Buffer.byteLength(r.stdout));
+  assert.deepEqual(rec.result, r);
+  assert.ok(isCorralError(catchError(() => corral.execs.get(newId('exec'))), 'EXEC_NOT_FOUND'));
+  assert.ok(isCorralError(catchError(() => corral.execs.get('exec_../x')), 'INVALID_ARGUMENT'));
 });
 
 test('fork: false works on the vault itself; no vault: a new empty one named after the sandbox', async () => {
@@ -68,7 +74,7 @@ test('fork: false works on the vault itself; no vault: a new empty one named aft
   const direct = corral.sandboxes.create({ vault: 'src', fork: false, backend: 'namespace', policy: 'permissive' });
   assert.equal(direct.vault, 'src');
   assert.equal(direct.forked, false);
-  const r = await corral.sandboxes.exec(direct.id, { argv: ['sh', '-c', 'echo direct > c.txt'] });
+  const r = await corral.execs.run(direct.id, { argv: ['sh', '-c', 'echo direct > c.txt'] });
   assert.equal(r.status, 'completed', JSON.stringify(r.error));
   assert.equal(read(corral, 'src', '/c.txt'), 'direct\n');
   corral.sandboxes.destroy(direct.id);
@@ -96,7 +102,7 @@ test('list filters by state and labels; destroy deletes the fork unless keepFork
   assert.ok(isCorralError(catchError(() => corral.sandboxes.list({ label: 'nokey' })), 'INVALID_ARGUMENT'));
 
   // A warm checkout exists once an exec ran; destroy removes it with the fork.
-  await corral.sandboxes.exec(a.id, { argv: ['true'] });
+  await corral.execs.run(a.id, { argv: ['true'] });
   const warm = corral.checkouts.list(a.vault).filter((x) => x.kind === 'warm');
   assert.equal(warm.length, 1);
   const gone = corral.sandboxes.destroy(a.id);
@@ -111,7 +117,7 @@ test('list filters by state and labels; destroy deletes the fork unless keepFork
   assert.deepEqual(ids(corral.sandboxes.list()), [c.id]);
   assert.deepEqual(ids(corral.sandboxes.list({ state: 'destroyed' })), [a.id, b.id]);
   assert.equal(corral.sandboxes.get(a.id).state, 'destroyed');
-  await assert.rejects(corral.sandboxes.exec(a.id, { argv: ['true'] }), (e) => isCorralError(e, 'SANDBOX_STATE'));
+  await assert.rejects(corral.execs.run(a.id, { argv: ['true'] }), (e) => isCorralError(e, 'SANDBOX_STATE'));
   assert.ok(corral.store.findVault('src'));
 });
 
@@ -133,7 +139,7 @@ test('ttl: an expired sandbox is destroyed when read, answers SANDBOX_NOT_FOUND,
   corral.store.db.run('UPDATE sandboxes SET expires_at = ? WHERE id IN (?, ?)', Date.now() - 1, sb.id, other.id);
   assert.ok(isCorralError(catchError(() => corral.sandboxes.get(sb.id)), 'SANDBOX_NOT_FOUND'));
   assert.ok(isCorralError(catchError(() => corral.sandboxes.get('short')), 'SANDBOX_NOT_FOUND'));
-  await assert.rejects(corral.sandboxes.exec(sb.id, { argv: ['true'] }), (e) => isCorralError(e, 'SANDBOX_NOT_FOUND'));
+  await assert.rejects(corral.execs.run(sb.id, { argv: ['true'] }), (e) => isCorralError(e, 'SANDBOX_NOT_FOUND'));
   assert.equal(corral.store.findVault(sb.vault), undefined);
   // list sweeps the others.
   assert.deepEqual(corral.sandboxes.list(), []);
@@ -185,7 +191,7 @@ test('bad specs answer with a code and create nothing', () => {
 test('exec: a bad request env is refused before anything runs', async () => {
   const corral = seeded();
   const sb = corral.sandboxes.create({ vault: 'src', backend: 'namespace', policy: 'permissive' });
-  await assert.rejects(corral.sandboxes.exec(sb.id, { argv: ['true'], env: { 'BAD NAME': 'x' } }), (e) => isCorralError(e, 'INVALID_ARGUMENT'));
+  await assert.rejects(corral.execs.run(sb.id, { argv: ['true'], env: { 'BAD NAME': 'x' } }), (e) => isCorralError(e, 'INVALID_ARGUMENT'));
   assert.equal(corral.store.db.get<{ n: number }>('SELECT count(*) AS n FROM execs')!.n, 0);
 });
 

@@ -1,0 +1,145 @@
+// The output of execs, kept durably with byte offsets so a client can re-attach from any offset,
+// and a daemon that died leaves the output captured so far (up to the last flush) on disk.
+//
+// Writes are batched: chunks wait in memory up to flushMs or flushBytes, then go to SQLite in one
+// transaction (one row per chunk costs a commit each at high output rates). Readers see the unflushed
+// tail too. Each stream keeps at most maxBytes: older chunks are dropped, and a read from before the
+// oldest kept byte says so (a gap) instead of pretending.
+import type { Database } from '../store/database.ts';
+
+export type OutputStream = 'stdout' | 'stderr';
+const STREAM_CODE: Record<OutputStream, 1 | 2> = { stdout: 1, stderr: 2 };
+
+export interface OutputChunk {
+  stream: OutputStream;
+  /** The byte offset of data[0] within its stream. */
+  offset: number;
+  /** When it arrived, µs since the epoch. */
+  atUs: number;
+  data: Buffer;
+}
+
+export interface OutputStoreOptions {
+  /** Bytes kept per stream of one exec (default 16 MiB). */
+  maxBytes?: number;
+  flushMs?: number;
+  flushBytes?: number;
+  /** µs since the epoch (tests pass a fake). */
+  nowUs?: () => number;
+}
+
+interface Pending {
+  chunks: OutputChunk[];
+  bytes: number;
+  timer: NodeJS.Timeout | null;
+  /** Total bytes written per stream (the next chunk's offset). */
+  end: Record<OutputStream, number>;
+}
+
+export const DEFAULT_OUTPUT_KEPT = 16 * 1024 * 1024;
+
+export class ExecOutputStore {
+  private readonly db: Database;
+  private readonly maxBytes: number;
+  private readonly flushMs: number;
+  private readonly flushBytes: number;
+  private readonly nowUs: () => number;
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(db: Database, options: OutputStoreOptions = {}) {
+    this.db = db;
+    this.maxBytes = options.maxBytes ?? DEFAULT_OUTPUT_KEPT;
+    this.flushMs = options.flushMs ?? 50;
+    this.flushBytes = options.flushBytes ?? 256 * 1024;
+    this.nowUs = options.nowUs ?? (() => Math.floor((performance.timeOrigin + performance.now()) * 1000));
+  }
+
+  /** Appends bytes to an exec's stream; returns the chunk with its offset. */
+  append(execId: string, stream: OutputStream, data: Buffer): OutputChunk {
+    let p = this.pending.get(execId);
+    if (!p) {
+      p = { chunks: [], bytes: 0, timer: null, end: this.storedEnds(execId) };
+      this.pending.set(execId, p);
+    }
+    const chunk: OutputChunk = { stream, offset: p.end[stream], atUs: this.nowUs(), data };
+    p.end[stream] += data.length;
+    p.chunks.push(chunk);
+    p.bytes += data.length;
+    if (p.bytes >= this.flushBytes) this.flush(execId);
+    else p.timer ??= setTimeout(() => this.flush(execId), this.flushMs).unref();
+    return chunk;
+  }
+
+  /** Writes an exec's waiting chunks now (and drops what is past the bound). */
+  flush(execId: string): void {
+    const p = this.pending.get(execId);
+    if (!p) return;
+    if (p.timer) clearTimeout(p.timer);
+    this.pending.delete(execId);
+    if (p.chunks.length === 0) return;
+    this.db.transaction(() => {
+      for (const c of p.chunks) this.db.run('INSERT INTO exec_output(exec_id, stream, offset, at_us, data) VALUES (?, ?, ?, ?, ?)', execId, STREAM_CODE[c.stream], c.offset, c.atUs, c.data);
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const keepFrom = p.end[stream] - this.maxBytes;
+        // A chunk goes only when all of it is older than the bound (the kept window may start mid-chunk).
+        if (keepFrom > 0) this.db.run('DELETE FROM exec_output WHERE exec_id = ? AND stream = ? AND offset + length(data) <= ?', execId, STREAM_CODE[stream], keepFrom);
+      }
+    });
+  }
+
+  /** Flushes every exec (at shutdown). */
+  flushAll(): void {
+    for (const id of [...this.pending.keys()]) this.flush(id);
+  }
+
+  /** Bytes written so far per stream (flushed or not). */
+  ends(execId: string): Record<OutputStream, number> {
+    const p = this.pending.get(execId);
+    return p ? { ...p.end } : this.storedEnds(execId);
+  }
+
+  /**
+   * Chunks of `stream` from `offset` on, oldest first, up to about `maxBytes`; `start` is the oldest
+   * byte still kept (a request before it has lost start - offset bytes), `end` the bytes written so far.
+   */
+  read(execId: string, stream: OutputStream, offset: number, maxBytes = 4 * 1024 * 1024): { chunks: OutputChunk[]; start: number; end: number } {
+    const code = STREAM_CODE[stream];
+    const first = this.db.get<{ offset: number }>('SELECT offset FROM exec_output WHERE exec_id = ? AND stream = ? ORDER BY offset LIMIT 1', execId, code);
+    const p = this.pending.get(execId);
+    const waiting = p ? p.chunks.filter((c) => c.stream === stream) : [];
+    const end = p ? p.end[stream] : this.storedEnds(execId)[stream];
+    const start = first?.offset ?? waiting[0]?.offset ?? end;
+    const chunks: OutputChunk[] = [];
+    let bytes = 0;
+    const take = (c: OutputChunk): boolean => {
+      if (c.offset + c.data.length <= offset) return true;
+      const cut = offset > c.offset ? c.data.subarray(offset - c.offset) : c.data;
+      chunks.push({ ...c, offset: Math.max(offset, c.offset), data: cut });
+      bytes += cut.length;
+      return bytes < maxBytes;
+    };
+    const rows = this.db.all<{ offset: number; at_us: number; data: Uint8Array }>(
+      'SELECT offset, at_us, data FROM exec_output WHERE exec_id = ? AND stream = ? AND offset + length(data) > ? ORDER BY offset',
+      execId, code, offset,
+    );
+    let more = true;
+    for (const r of rows) if (!(more = take({ stream, offset: r.offset, atUs: r.at_us, data: Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength) }))) break;
+    if (more) for (const c of waiting) if (!take(c)) break;
+    return { chunks, start, end };
+  }
+
+  /** Forgets an exec's output (with its sandbox). */
+  drop(execId: string): void {
+    const p = this.pending.get(execId);
+    if (p?.timer) clearTimeout(p.timer);
+    this.pending.delete(execId);
+    this.db.run('DELETE FROM exec_output WHERE exec_id = ?', execId);
+  }
+
+  private storedEnds(execId: string): Record<OutputStream, number> {
+    const rows = this.db.all<{ stream: number; end: number }>('SELECT stream, max(offset + length(data)) AS end FROM exec_output WHERE exec_id = ? GROUP BY stream', execId);
+    const end = { stdout: 0, stderr: 0 };
+    for (const r of rows) end[r.stream === 1 ? 'stdout' : 'stderr'] = r.end;
+    return end;
+  }
+}

@@ -1,0 +1,479 @@
+// Execs in sandboxes as live objects: collected, streamed or in the background, each a row from the
+// moment it is asked for (running → completed | pending | denied | failed | lost) with its output kept
+// durably (ExecOutputStore), so a client can wait, kill, re-attach from any offset and get the missing
+// bytes replayed before the live tail. A daemon that died leaves rows in `running`: recoverLost()
+// marks them lost (their output so far stays) and kills whatever of theirs still runs.
+import { PassThrough } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { newId, isExecId } from '../protocol/ids.ts';
+import { CorralError } from '../protocol/errors.ts';
+import type { ExecResult } from '../protocol/exec-result.ts';
+import { hostIdentity, identityOf, processAlive, type ProcessIdentity } from '../runtime/process-identity.ts';
+import type { CorralStore } from '../store/corral-store.ts';
+import type { EventBus } from './event-bus.ts';
+import type { ExecRequest, ExecService } from './exec-service.ts';
+import { ExecOutputStore, type OutputStream } from './exec-output-store.ts';
+import { OWNER, validateEnv, type SandboxExecRequest, type SandboxService, type Scope } from './sandbox-service.ts';
+
+export type ExecState = 'running' | 'completed' | 'pending' | 'denied' | 'failed' | 'lost';
+
+/** An exec as the API shows it. */
+export interface ExecInfo {
+  id: string;
+  sandbox: string;
+  state: ExecState;
+  background: boolean;
+  command: { argv: string[] | null; shell: string | null; cwd: string | null };
+  pid: number | null;
+  exitCode: number | null;
+  signal: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  stdoutBytes: number;
+  stderrBytes: number;
+  /** The corral.exec.result envelope once it ended (null while running, and for a lost exec). */
+  result: ExecResult | null;
+}
+
+/** What a watcher of an exec receives, in order: output (replayed, then live), heartbeats, the end. */
+export type ExecFrame =
+  | { type: 'started'; exec: string; pid: number }
+  | { type: 'output'; stream: OutputStream; offset: number; atUs: number; data: Buffer }
+  /** Bytes from..to of a stream are no longer kept (past the bound): the replay resumes at `to`. */
+  | { type: 'gap'; stream: OutputStream; from: number; to: number }
+  | { type: 'heartbeat'; elapsedMs: number }
+  | { type: 'exit'; exec: ExecInfo };
+
+export interface StartRequest extends SandboxExecRequest {
+  background?: boolean;
+  /** Keep stdin open for writeStdin()/closeStdin() (default: stdin is the bytes given, or empty). */
+  openStdin?: boolean;
+}
+
+export interface ExecSessionsDeps {
+  store: CorralStore;
+  sandboxes: SandboxService;
+  exec: Pick<ExecService, 'run'>;
+  events: EventBus;
+  output?: ExecOutputStore;
+}
+
+interface Live {
+  id: string;
+  sandbox: string;
+  tenant: string | null;
+  abort: AbortController;
+  stdin: PassThrough | null;
+  pid: number | null;
+  supervisorPid: number | null;
+  watchers: Set<(f: ExecFrame) => void>;
+  done: Promise<ExecInfo>;
+}
+
+interface ExecRow {
+  id: string;
+  sandbox_id: string;
+  state: ExecState;
+  background: number;
+  request: string | null;
+  pid: number | null;
+  supervisor_pid: number | null;
+  supervisor_started: string | null;
+  boot_id: string | null;
+  result: string | null;
+  stdout_bytes: number;
+  stderr_bytes: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+/** The most bytes one read of the store hands a reader. */
+const PAGE_BYTES = 256 * 1024;
+
+const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, CONT: 18, STOP: 19, TSTP: 20, WINCH: 28 };
+
+/** A signal by name (TERM, SIGTERM) or number (1-64) as its number, or INVALID_ARGUMENT. */
+export function parseSignal(signal: string | number): number {
+  if (typeof signal === 'number' && Number.isInteger(signal) && signal >= 1 && signal <= 64) return signal;
+  if (typeof signal === 'string') {
+    const name = signal.toUpperCase().replace(/^SIG/, '');
+    if (SIGNALS[name] !== undefined) return SIGNALS[name];
+    if (/^[0-9]{1,2}$/.test(signal)) return parseSignal(Number(signal));
+  }
+  throw new CorralError('INVALID_ARGUMENT', `unknown signal '${String(signal).slice(0, 20)}': use a name (${Object.keys(SIGNALS).join(', ')}) or a number from 1 to 64`, { signal: String(signal).slice(0, 20) });
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+function toInfo(r: ExecRow): ExecInfo {
+  const result = r.result === null ? null : (JSON.parse(r.result) as ExecResult);
+  const req = r.request === null ? {} : (JSON.parse(r.request) as { argv?: string[]; shell?: string; cwd?: string });
+  return {
+    id: r.id,
+    sandbox: r.sandbox_id,
+    state: r.state,
+    background: r.background === 1,
+    command: result ? result.command : { argv: req.argv ?? null, shell: req.shell ?? null, cwd: req.cwd ?? null },
+    pid: r.pid,
+    exitCode: result?.exitCode ?? null,
+    signal: result?.signal ?? null,
+    createdAt: iso(r.created_at)!,
+    startedAt: iso(r.started_at),
+    finishedAt: iso(r.finished_at),
+    stdoutBytes: r.stdout_bytes,
+    stderrBytes: r.stderr_bytes,
+    result,
+  };
+}
+
+/**
+ * The command's own process under a supervisor tree: for the namespace backend the started pid is
+ * bwrap, whose descendants are bwrap's init and the passive supervisor; the first process below them
+ * is the command. On the host backend the started pid is the command already.
+ */
+export function commandPid(top: number): number {
+  let pid = top;
+  for (let depth = 0; depth < 4; depth++) {
+    let ours: boolean;
+    let children: number[];
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
+      // The passive supervisor inside bwrap runs as /run/corral/init (its comm is 'init').
+      ours = comm === 'bwrap' || comm === 'corral-run' || readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('/run/corral/init\0--passive\0');
+      children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return pid;
+    }
+    if (!ours || children.length !== 1) return pid;
+    pid = children[0]!;
+  }
+  return pid;
+}
+
+export class ExecSessions {
+  private readonly store: CorralStore;
+  private readonly sandboxes: SandboxService;
+  private readonly runner: Pick<ExecService, 'run'>;
+  private readonly events: EventBus;
+  readonly output: ExecOutputStore;
+  private readonly live = new Map<string, Live>();
+  private readonly self: ProcessIdentity;
+
+  constructor(deps: ExecSessionsDeps) {
+    this.store = deps.store;
+    this.sandboxes = deps.sandboxes;
+    this.runner = deps.exec;
+    this.events = deps.events;
+    this.output = deps.output ?? new ExecOutputStore(deps.store.db);
+    this.self = identityOf(process.pid, hostIdentity());
+  }
+
+  /** Starts an exec; returns at once with its info (state running, or already ended when it could not start). */
+  start(sandboxIdOrName: string, request: StartRequest, scope: Scope = OWNER): { info: ExecInfo; done: Promise<ExecInfo> } {
+    if (typeof request !== 'object' || request === null || Array.isArray(request)) throw new CorralError('INVALID_ARGUMENT', 'the exec request must be an object');
+    const sandbox = this.sandboxes.get(sandboxIdOrName, scope);
+    if (sandbox.state !== 'ready') throw new CorralError('SANDBOX_STATE', `sandbox ${sandbox.id} is ${sandbox.state}: commands run only in a ready sandbox`, { sandbox: sandbox.id, state: sandbox.state });
+    const tenant = this.tenantOf(sandbox.id);
+    this.checkExecQuota(tenant);
+    const env = validateEnv({ ...sandbox.env, ...validateEnv(request.env, 'the exec env') });
+    const id = newId('exec', this.store.now());
+    const abort = new AbortController();
+    if (request.signal) {
+      if (request.signal.aborted) abort.abort();
+      else request.signal.addEventListener('abort', () => abort.abort(), { once: true });
+    }
+    const stdin = request.openStdin ? new PassThrough() : null;
+    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs };
+    const now = this.store.now();
+    this.store.db.run('INSERT INTO execs(id, sandbox_id, state, background, request, created_at) VALUES (?, ?, ?, ?, ?, ?)', id, sandbox.id, 'running', request.background ? 1 : 0, JSON.stringify(plain), now);
+    this.store.db.run('UPDATE sandboxes SET last_active_at = ? WHERE id = ?', now, sandbox.id);
+    const live: Live = { id, sandbox: sandbox.id, tenant, abort, stdin, pid: null, supervisorPid: null, watchers: new Set(), done: undefined as unknown as Promise<ExecInfo> };
+    this.live.set(id, live);
+    this.events.publish('exec.started', { sandbox: sandbox.id, tenant, data: { exec: id, background: request.background === true } });
+
+    const execRequest: ExecRequest = {
+      id,
+      vault: sandbox.vault,
+      backend: sandbox.backend,
+      policy: sandbox.policy,
+      limits: sandbox.limits,
+      network: sandbox.network === 'host',
+      env,
+      signal: abort.signal,
+      ...(request.argv !== undefined ? { argv: request.argv } : {}),
+      ...(request.shell !== undefined ? { shell: request.shell } : {}),
+      ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
+      ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+      ...(stdin ? { stdin } : request.stdin !== undefined ? { stdin: request.stdin } : {}),
+      onEvent: (e) => {
+        if (e.type === 'started') {
+          live.pid = e.pid;
+          live.supervisorPid = e.supervisorPid;
+          const who = identityOf(e.supervisorPid, this.self.host);
+          this.store.db.run('UPDATE execs SET pid = ?, supervisor_pid = ?, supervisor_started = ?, boot_id = ?, started_at = ? WHERE id = ?', e.pid, e.supervisorPid, who.started, who.host, this.store.now(), id);
+          this.emit(live, { type: 'started', exec: id, pid: e.pid });
+        } else if (e.type === 'stdout' || e.type === 'stderr') {
+          const chunk = this.output.append(id, e.type, e.data);
+          this.emit(live, { type: 'output', ...chunk });
+        } else if (e.type === 'heartbeat') {
+          this.emit(live, { type: 'heartbeat', elapsedMs: e.elapsedMs });
+        }
+      },
+    };
+    live.done = this.runner.run(execRequest).then(
+      (result) => this.finish(live, result.status, result),
+      // run() reports failures in its result; a throw here is a bug, and the exec still ends.
+      () => this.finish(live, 'failed', null),
+    );
+    return { info: this.get(id, scope), done: live.done };
+  }
+
+  /** Runs an exec to its end (collected): its result envelope. */
+  async run(sandboxIdOrName: string, request: StartRequest, scope: Scope = OWNER): Promise<ExecResult> {
+    const { done } = this.start(sandboxIdOrName, { ...request, background: false }, scope);
+    const info = await done;
+    return info.result!;
+  }
+
+  get(id: string, scope: Scope = OWNER): ExecInfo {
+    return toInfo(this.row(id, scope));
+  }
+
+  /** A sandbox's execs, newest last; `state` filters. */
+  list(sandboxIdOrName: string, filter: { state?: ExecState } = {}, scope: Scope = OWNER): ExecInfo[] {
+    const sandbox = this.sandboxes.get(sandboxIdOrName, scope);
+    const rows =
+      filter.state === undefined
+        ? this.store.db.all<ExecRow>('SELECT * FROM execs WHERE sandbox_id = ? ORDER BY rowid', sandbox.id)
+        : this.store.db.all<ExecRow>('SELECT * FROM execs WHERE sandbox_id = ? AND state = ? ORDER BY rowid', sandbox.id, filter.state);
+    return rows.map(toInfo);
+  }
+
+  /** Waits until the exec ends or `timeoutMs` passes (or `signal` aborts); the info either way. */
+  async wait(id: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}, scope: Scope = OWNER): Promise<ExecInfo> {
+    const info = this.get(id, scope);
+    const live = this.live.get(id);
+    if (!live || info.state !== 'running') return info;
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<void>((resolve) => {
+      if (options.timeoutMs !== undefined) timer = setTimeout(resolve, options.timeoutMs);
+      options.signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await Promise.race([live.done, gaveUp]);
+    clearTimeout(timer);
+    return this.get(id, scope);
+  }
+
+  /**
+   * Sends a signal to a running exec: TERM and KILL (the defaults) end the whole tree the usual way
+   * (TERM, grace, KILL); any other signal goes to the command's own process.
+   */
+  kill(id: string, signal: string | number = 'KILL', scope: Scope = OWNER): ExecInfo {
+    const sig = parseSignal(signal);
+    const info = this.get(id, scope);
+    const live = this.live.get(id);
+    if (!live || info.state !== 'running') throw new CorralError('EXEC_STATE', `exec ${id} is ${info.state}: only a running exec takes signals`, { exec: id, state: info.state });
+    if (sig === 9 || sig === 15) live.abort.abort();
+    else if (live.pid !== null) {
+      try {
+        process.kill(commandPid(live.pid), sig);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+      }
+    } else throw new CorralError('EXEC_STATE', `exec ${id} has not started its command yet: send the signal again in a moment, or KILL to cancel it`, { exec: id });
+    return info;
+  }
+
+  /** Writes to the exec's open stdin (openStdin: true). */
+  writeStdin(id: string, data: Uint8Array, scope: Scope = OWNER): void {
+    this.openStdin(id, scope).write(data);
+  }
+
+  /** Ends the exec's stdin (EOF). */
+  closeStdin(id: string, scope: Scope = OWNER): void {
+    this.openStdin(id, scope).end();
+  }
+
+  /**
+   * Everything of an exec from the given offsets on, oldest first: its output (stored bytes first,
+   * with a gap frame where bytes are no longer kept, then the live tail), heartbeats, and the exit
+   * frame last. Pull-based: the bytes come from the output store at the reader's pace, so a slow
+   * reader costs the daemon one page of memory, not a growing queue. With follow false it stops at
+   * the end of what exists now (an ended exec still gets its exit frame).
+   */
+  async *frames(id: string, from: { stdout?: number; stderr?: number } = {}, options: { follow?: boolean; signal?: AbortSignal } = {}, scope: Scope = OWNER): AsyncGenerator<ExecFrame> {
+    this.get(id, scope);
+    const sent: Record<OutputStream, number> = { stdout: from.stdout ?? 0, stderr: from.stderr ?? 0 };
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const v = sent[stream];
+      if (!Number.isSafeInteger(v) || v < 0) throw new CorralError('INVALID_ARGUMENT', `the ${stream} offset must be a whole number of bytes, 0 or more`, { [stream]: String(v).slice(0, 20) });
+    }
+    const follow = options.follow ?? true;
+    const live = this.live.get(id);
+    const control: ExecFrame[] = [];
+    let wake: (() => void) | null = null;
+    let poked = false;
+    const watcher = (f: ExecFrame): void => {
+      // Output is read from the store; only the rare frames wait here (one heartbeat at most).
+      if (f.type === 'started') control.push(f);
+      else if (f.type === 'heartbeat') {
+        const i = control.findIndex((c) => c.type === 'heartbeat');
+        if (i >= 0) control.splice(i, 1);
+        control.push(f);
+      }
+      poked = true;
+      wake?.();
+    };
+    const onAbort = (): void => wake?.();
+    live?.watchers.add(watcher);
+    options.signal?.addEventListener('abort', onAbort);
+    try {
+      for (;;) {
+        if (options.signal?.aborted) return;
+        const ended = !this.live.has(id);
+        poked = false;
+        while (control.length > 0) yield control.shift()!;
+        let progressed = false;
+        for (const stream of ['stdout', 'stderr'] as const) {
+          const page = this.output.read(id, stream, sent[stream], PAGE_BYTES);
+          if (page.start > sent[stream]) {
+            yield { type: 'gap', stream, from: sent[stream], to: page.start };
+            sent[stream] = page.start;
+          }
+          for (const c of page.chunks) {
+            yield { type: 'output', ...c };
+            sent[stream] = c.offset + c.data.length;
+            progressed = true;
+          }
+        }
+        if (progressed) continue;
+        if (ended) {
+          const info = this.get(id, scope);
+          if (info.state !== 'running') yield { type: 'exit', exec: info };
+          return;
+        }
+        if (!follow) return;
+        if (!poked) await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+      }
+    } finally {
+      live?.watchers.delete(watcher);
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Execs running now in this process (all sandboxes, or one). */
+  running(sandboxId?: string): string[] {
+    return [...this.live.values()].filter((l) => sandboxId === undefined || l.sandbox === sandboxId).map((l) => l.id);
+  }
+
+  /** Cancels the running execs (of one sandbox, or all) and waits for them to end. */
+  async cancelAll(sandboxId?: string): Promise<void> {
+    const lives = [...this.live.values()].filter((l) => sandboxId === undefined || l.sandbox === sandboxId);
+    for (const l of lives) l.abort.abort();
+    await Promise.all(lives.map((l) => l.done));
+  }
+
+  /** Waits for the running execs up to `deadlineMs`, then cancels the rest (the daemon's drain). */
+  async drain(deadlineMs: number): Promise<void> {
+    const all = [...this.live.values()].map((l) => l.done);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(all), new Promise<void>((r) => (timer = setTimeout(r, deadlineMs)))]);
+    clearTimeout(timer);
+    await this.cancelAll();
+    this.output.flushAll();
+  }
+
+  /** Destroys a sandbox after ending its execs. */
+  async destroySandbox(idOrName: string, options: { keepFork?: boolean } = {}, scope: Scope = OWNER) {
+    const sandbox = this.sandboxes.get(idOrName, scope);
+    await this.cancelAll(sandbox.id);
+    return this.sandboxes.destroy(sandbox.id, options, scope);
+  }
+
+  /**
+   * After a daemon crash: execs recorded as running that no process of ours runs are marked lost (their
+   * output so far is kept); a supervisor of theirs still alive is killed with its tree (its own
+   * orphan handling normally did that already). Returns the ids marked lost.
+   */
+  recoverLost(): string[] {
+    const rows = this.store.db.all<ExecRow>("SELECT * FROM execs WHERE state = 'running'");
+    const lost: string[] = [];
+    for (const r of rows) {
+      if (this.live.has(r.id)) continue;
+      if (r.supervisor_pid !== null && r.boot_id !== null && processAlive({ pid: r.supervisor_pid, started: r.supervisor_started ?? '', host: r.boot_id }, this.self)) {
+        try {
+          process.kill(r.supervisor_pid, 'SIGKILL');
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+      const ends = this.output.ends(r.id);
+      this.store.db.run("UPDATE execs SET state = 'lost', finished_at = ?, stdout_bytes = ?, stderr_bytes = ? WHERE id = ? AND state = 'running'", this.store.now(), ends.stdout, ends.stderr, r.id);
+      lost.push(r.id);
+    }
+    return lost;
+  }
+
+  private openStdin(id: string, scope: Scope): PassThrough {
+    const info = this.get(id, scope);
+    const live = this.live.get(id);
+    if (!live || info.state !== 'running') throw new CorralError('EXEC_STATE', `exec ${id} is ${info.state}: its stdin is closed`, { exec: id, state: info.state });
+    if (!live.stdin) throw new CorralError('EXEC_STATE', `exec ${id} was started without openStdin: its stdin is not writable`, { exec: id });
+    if (live.stdin.writableEnded) throw new CorralError('EXEC_STATE', `the stdin of exec ${id} was closed already`, { exec: id });
+    return live.stdin;
+  }
+
+  private emit(live: Live, frame: ExecFrame): void {
+    for (const w of live.watchers) {
+      try {
+        w(frame);
+      } catch {
+        /* a watcher's failure is its own */
+      }
+    }
+  }
+
+  private finish(live: Live, state: ExecState, result: ExecResult | null): ExecInfo {
+    this.output.flush(live.id);
+    const ends = this.output.ends(live.id);
+    this.store.db.run(
+      'UPDATE execs SET state = ?, result = ?, finished_at = ?, stdout_bytes = ?, stderr_bytes = ? WHERE id = ?',
+      state, result === null ? null : JSON.stringify(result), this.store.now(), ends.stdout, ends.stderr, live.id,
+    );
+    this.store.db.run('UPDATE sandboxes SET last_active_at = ? WHERE id = ?', this.store.now(), live.sandbox);
+    this.live.delete(live.id);
+    live.stdin?.destroy();
+    const info = this.get(live.id);
+    this.events.publish('exec.exited', {
+      sandbox: live.sandbox,
+      tenant: live.tenant,
+      data: { exec: live.id, status: state, exitCode: info.exitCode, durationMs: result?.durationMs ?? null, decision: result?.decision?.action ?? null, background: info.background },
+    });
+    this.emit(live, { type: 'exit', exec: info });
+    return info;
+  }
+
+  private row(id: string, scope: Scope): ExecRow {
+    const shown = String(id).slice(0, 80);
+    if (typeof id !== 'string' || !isExecId(id)) throw new CorralError('INVALID_ARGUMENT', `'${shown}' is not an exec id (exec_…)`, { exec: shown });
+    const r = this.store.db.get<ExecRow>('SELECT * FROM execs WHERE id = ?', id);
+    if (!r || (scope.tenant !== null && this.tenantOf(r.sandbox_id) !== scope.tenant)) throw new CorralError('EXEC_NOT_FOUND', `no exec '${id}'`, { exec: id });
+    return r;
+  }
+
+  private tenantOf(sandboxId: string): string | null {
+    return this.store.db.get<{ tenant: string | null }>('SELECT tenant FROM sandboxes WHERE id = ?', sandboxId)?.tenant ?? null;
+  }
+
+  /** A tenant's quota on execs running at once (across its sandboxes and every daemon on this home). */
+  private checkExecQuota(tenant: string | null): void {
+    if (tenant === null) return;
+    const max = this.store.db.get<{ max_concurrent_execs: number | null }>('SELECT max_concurrent_execs FROM tenants WHERE name = ?', tenant)?.max_concurrent_execs ?? null;
+    if (max === null) return;
+    const running = this.store.db.get<{ n: number }>("SELECT count(*) AS n FROM execs e JOIN sandboxes s ON s.id = e.sandbox_id WHERE s.tenant = ? AND e.state = 'running'", tenant)!.n;
+    if (running >= max) throw new CorralError('QUOTA_EXCEEDED', `tenant ${tenant} has ${running} execs running, its quota is ${max}: wait for one to end`, { tenant, quota: 'concurrentExecs', limit: max });
+  }
+}
