@@ -1,8 +1,8 @@
-// Ids of API objects (sbx_, exec_, proc_, apr_, req_): time-ordered and unguessable. No zod here,
+// Ids of API objects (sbx_, exec_, proc_, apr_, key_, req_): time-ordered and unguessable. No zod here,
 // so the exec layer (and the CLI's start-up) can make ids without loading the schemas.
 
-/** The prefix of every API object's id: sandbox, exec, process, approval, and request. */
-export const idPrefixes = ['sbx', 'exec', 'proc', 'apr', 'req'] as const;
+/** The prefix of every API object's id: sandbox, exec, process, approval, API key, and request. */
+export const idPrefixes = ['sbx', 'exec', 'proc', 'apr', 'key', 'req'] as const;
 export type IdPrefix = (typeof idPrefixes)[number];
 
 // Crockford base32 in lower case (no i, l, o, u): unambiguous when read aloud or copied by hand.
