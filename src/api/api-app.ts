@@ -2,16 +2,21 @@
 // Everything comes in through `deps`, so tests build as many apps as they like, side by side.
 import { Hono } from 'hono';
 import { installErrorHandling } from './api-errors.ts';
+import { authMiddleware, type AuthDeps } from './auth-middleware.ts';
 import { accessLogMiddleware, bodyLimitMiddleware, DEFAULT_BODY_LIMIT, requestIdMiddleware } from './api-middleware.ts';
 import type { ApiEnv, ApiLogger, BackendsView } from './api-types.ts';
 import { RouteDocs, registerOpenApiRoute } from './openapi.ts';
 import { registerSystemRoutes } from './system-routes.ts';
 import { registerSandboxRoutes, type SandboxesView } from './sandbox-routes.ts';
 import { registerExecRoutes, type ExecsView } from './exec-routes.ts';
+import type { ExecSessions } from '../services/exec-sessions.ts';
+import { isRawBodyRoute, registerFileRoutes, type FileRouteOptions, type SandboxFilesView } from './file-routes.ts';
+import { registerApprovalRoutes, type ApprovalsView } from './approval-routes.ts';
+import { registerMetricsRoute, type CorralMetrics } from './metrics.ts';
 
 export interface ApiDeps {
-  /** The opened Corral (or any object with the same `exec.backends`; the sandbox and exec routes are served when it has `sandboxes`). */
-  corral: { exec: { backends: BackendsView }; sandboxes?: SandboxesView & ExecsView };
+  /** The opened Corral (or any object with the same `exec.backends`; the sandbox and exec routes are served when it has `sandboxes` and `execs`). */
+  corral: { exec: { backends: BackendsView }; sandboxes?: SandboxesView; execs?: ExecsView & Pick<ExecSessions, 'destroySandbox'>; sandboxFiles?: SandboxFilesView; approvals?: ApprovalsView };
   logger: ApiLogger;
   /** The Corral version the daemon reports. */
   version: string;
@@ -19,6 +24,12 @@ export interface ApiDeps {
   bodyLimit?: number;
   /** When the daemon started (default: now). */
   startedAt?: number;
+  /** API keys for TCP (`{ keys: corral.keys }`); absent: every request is the machine's owner. */
+  auth?: AuthDeps;
+  /** Limits of the file routes (their uploads are not under bodyLimit). */
+  files?: Omit<FileRouteOptions, 'logger'>;
+  /** The daemon's metrics: GET /metrics, HTTP request counts, and `streamBytes` for the streaming routes. */
+  metrics?: CorralMetrics;
 }
 
 export type ApiApp = Hono<ApiEnv>;
@@ -28,14 +39,20 @@ export function createApi(deps: ApiDeps): ApiApp {
   const docs = new RouteDocs();
   app.use('*', requestIdMiddleware());
   app.use('*', accessLogMiddleware(deps.logger));
-  app.use('*', bodyLimitMiddleware(deps.bodyLimit ?? DEFAULT_BODY_LIMIT));
+  if (deps.metrics) app.use('*', deps.metrics.middleware());
+  // Before the body limit: an unauthenticated request is answered before any of its body is read.
+  app.use('*', authMiddleware(deps.auth));
+  app.use('*', bodyLimitMiddleware(deps.bodyLimit ?? DEFAULT_BODY_LIMIT, isRawBodyRoute));
   installErrorHandling(app, deps.logger);
 
   registerSystemRoutes(app, docs, { backends: deps.corral.exec.backends, version: deps.version, startedAt: deps.startedAt ?? Date.now() });
-  if (deps.corral.sandboxes) {
-    registerSandboxRoutes(app, docs, deps.corral.sandboxes);
-    registerExecRoutes(app, docs, deps.corral.sandboxes);
+  if (deps.corral.sandboxes && deps.corral.execs) {
+    registerSandboxRoutes(app, docs, deps.corral.sandboxes, deps.corral.execs);
+    registerExecRoutes(app, docs, deps.corral.execs);
   }
+  if (deps.corral.sandboxFiles) registerFileRoutes(app, docs, deps.corral.sandboxFiles, { ...deps.files, logger: deps.logger });
+  if (deps.corral.approvals) registerApprovalRoutes(app, docs, deps.corral.approvals);
+  if (deps.metrics) registerMetricsRoute(app, docs, deps.metrics);
   registerOpenApiRoute(app, docs, deps.version);
   return app;
 }

@@ -2,7 +2,7 @@
 // background), then inspect, list, wait for, signal, feed stdin to, and read the output of execs.
 import { isUtf8 } from 'node:buffer';
 import type { Context, Hono } from 'hono';
-import { execKillSchema, execRequestSchema, execStateSchema, execWaitSchema, isExecId, type ExecFrameWire, type ExecList, type ExecRecord, type ExecResultEnvelope } from '../protocol/api-schemas.ts';
+import { execKillSchema, execRequestSchema, execStartSchema, execStateSchema, execWaitSchema, isExecId, type ExecFrameWire, type ExecList, type ExecRecord, type ExecResultEnvelope } from '../protocol/api-schemas.ts';
 import { CorralError } from '../protocol/errors.ts';
 import type { ExecResult } from '../protocol/exec-result.ts';
 import type { ExecFrame, ExecSessions, StartRequest } from '../services/exec-sessions.ts';
@@ -12,7 +12,7 @@ import { requireScope, scopeOf } from './auth-middleware.ts';
 import type { RouteDocs } from './openapi.ts';
 import { onlyQuery, sandboxIdParam } from './sandbox-routes.ts';
 
-export type ExecsView = Pick<ExecSessions, 'start' | 'get' | 'list' | 'wait' | 'kill' | 'writeStdin' | 'closeStdin' | 'frames'>;
+export type ExecsView = Pick<ExecSessions, 'start' | 'create' | 'startCreated' | 'get' | 'list' | 'wait' | 'kill' | 'writeStdin' | 'closeStdin' | 'resize' | 'frames'>;
 
 /** Bytes a stdin request may carry (the body limit of the API applies too). */
 const WAIT_DEFAULT_MS = 30_000;
@@ -101,6 +101,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
       ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {}),
       ...(body.stdin !== undefined ? { stdin: new Uint8Array(Buffer.from(body.stdin, 'base64')) } : {}),
       ...(body.openStdin ? { openStdin: true } : {}),
+      ...(body.tty ? { tty: body.tty } : {}),
       background: body.background === true,
     };
     if (body.background) {
@@ -128,6 +129,74 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     body: 'ExecRequest',
     responses: { 200: { description: 'The result envelope (collected), or an SSE stream of ExecFrame (streamed).', schema: 'ExecResult' }, 202: { description: 'The background exec, running.', schema: 'ExecRecord' } },
     errors: [403, 404, 409, 413],
+  });
+
+  app.post('/v1/sandboxes/:id/execs', async (c) => {
+    requireScope(c, 'exec');
+    onlyQuery(c, []);
+    const id = sandboxIdParam(c);
+    const body = await readJson(c, execRequestSchema);
+    if (body.background !== undefined || body.stdin !== undefined) throw new CorralError('INVALID_ARGUMENT', 'a created exec takes its input from openStdin and runs detached once started: leave out background and stdin', {});
+    const info = execs.create(id, {
+      ...(body.argv !== undefined ? { argv: body.argv } : {}),
+      ...(body.shell !== undefined ? { shell: body.shell } : {}),
+      ...(body.cwd !== undefined ? { cwd: body.cwd } : {}),
+      ...(body.env !== undefined ? { env: body.env } : {}),
+      ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {}),
+      ...(body.openStdin ? { openStdin: true } : {}),
+      ...(body.tty ? { tty: body.tty } : {}),
+    }, scopeOf(c));
+    return c.json(info satisfies ExecRecord, 201, { location: `/v1/execs/${info.id}` });
+  });
+  docs.add({
+    method: 'post',
+    path: '/v1/sandboxes/:id/execs',
+    operationId: 'createExec',
+    tags: ['execs'],
+    summary: 'Create an exec without running it (Docker\'s exec instance flow): state created; POST /v1/execs/{id}/start runs it',
+    body: 'ExecRequest',
+    responses: { 201: { description: 'The created exec.', schema: 'ExecRecord' } },
+    errors: [404, 409],
+  });
+
+  app.post('/v1/execs/:id/start', async (c) => {
+    requireScope(c, 'exec');
+    onlyQuery(c, []);
+    const id = execIdParam(c);
+    const body = await readJson(c, execStartSchema);
+    const { info } = execs.startCreated(id, body.tty ? { tty: body.tty } : {}, scopeOf(c));
+    return c.json(info satisfies ExecRecord, 202);
+  });
+  docs.add({
+    method: 'post',
+    path: '/v1/execs/:id/start',
+    operationId: 'startExec',
+    tags: ['execs'],
+    summary: 'Start a created exec, detached (attach with the WebSocket or GET /v1/execs/{id}/output); a start that is refused marks it failed',
+    body: 'ExecStart',
+    responses: { 202: { description: 'The exec, running.', schema: 'ExecRecord' } },
+    errors: [404, 409],
+  });
+
+  app.post('/v1/execs/:id/resize', async (c) => {
+    requireScope(c, 'exec');
+    onlyQuery(c, []);
+    const id = execIdParam(c);
+    const body = await readJson(c, execStartSchema);
+    if (!body.tty) throw new CorralError('INVALID_ARGUMENT', 'give tty: {cols, rows}', {});
+    const scope = scopeOf(c);
+    execs.resize(id, body.tty.cols, body.tty.rows, scope);
+    return c.json(execs.get(id, scope) satisfies ExecRecord);
+  });
+  docs.add({
+    method: 'post',
+    path: '/v1/execs/:id/resize',
+    operationId: 'resizeExec',
+    tags: ['execs'],
+    summary: "Resize a running exec's terminal ({tty: {cols, rows}})",
+    body: 'ExecStart',
+    responses: { 200: { description: 'The exec.', schema: 'ExecRecord' } },
+    errors: [404, 409],
   });
 
   app.get('/v1/sandboxes/:id/execs', (c) => {

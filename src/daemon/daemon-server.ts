@@ -1,32 +1,44 @@
-// Serves a hono app on a Unix socket (mode 0600) and, optionally, on loopback TCP, and drains on close.
+// Serves a hono app on a Unix socket (mode 0600) and, optionally, on TCP (loopback unless TLS or an
+// explicit opt-in), and drains on close. Each listener tells the app its transport in the env
+// bindings (`{transport: 'unix' | 'tcp'}`): the app treats the socket as the owner and asks TCP for keys.
 //
 // The socket is bound inside a fresh 0700 directory, set to 0600, then hard-linked into place: no
 // other user can connect during the window in which a plain bind leaves it at the umask's mode, and
 // the link fails rather than replace a socket another daemon put there meanwhile.
-import { chmodSync, linkSync, lstatSync, mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { chmodSync, linkSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createServer as createTlsServer } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { connect, isIP, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
 import { CorralError } from '../protocol/errors.ts';
+import type { Transport } from '../api/api-types.ts';
 
 export interface DaemonServerOptions {
-  /** The app's fetch handler (`app.fetch` of a hono app). */
-  fetch: (request: Request) => Response | Promise<Response>;
+  /** The app's fetch handler (`app.fetch` of a hono app); env carries the transport and @hono/node-server's bindings. */
+  fetch: (request: Request, env: { transport: Transport }) => Response | Promise<Response>;
   /** The Unix socket to listen on. */
   socketPath: string;
-  /** Also listen on TCP; host defaults to 127.0.0.1 and must be a loopback address (TLS and auth come later). */
+  /** Also listen on TCP; host defaults to 127.0.0.1. Another address needs `tls` or `allowNonLoopback`. */
   tcp?: { port: number; host?: string };
+  /** Serve TCP as HTTPS: PEM files of the certificate (chain) and its private key, read at start. Needs `tcp`. */
+  tls?: { cert: string; key: string };
+  /** Listen on a non-loopback address without TLS (API keys then cross the network in clear text). */
+  allowNonLoopback?: boolean;
   /** How long close() lets requests in flight finish before cutting their connections (default 10 s). */
   drainMs?: number;
   /** Called for failures the server cannot answer a client about (a listener error after start). */
   onError?: (e: Error) => void;
+  /** Takes HTTP upgrade requests (WebSockets); without it they are refused. */
+  upgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer, transport: Transport) => void;
 }
 
 export interface DaemonServer {
   readonly socketPath: string;
-  /** The TCP address, when listening on TCP (the real port when 0 was asked for). */
-  readonly tcp: { host: string; port: number } | null;
+  /** The TCP address, when listening on TCP (the real port when 0 was asked for); tls: served as HTTPS. */
+  readonly tcp: { host: string; port: number; tls: boolean } | null;
   /** Stops accepting, lets requests in flight finish (up to drainMs), then closes; removes the socket. Idempotent. */
   close(): Promise<void>;
 }
@@ -86,8 +98,28 @@ function closeServer(server: Server, drainMs: number): Promise<void> {
   });
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+export function isLoopback(host: string): boolean {
+  const v4 = host.startsWith('::ffff:') ? host.slice(7) : host;
+  return host === 'localhost' || host === '::1' || (isIP(v4) === 4 && v4.startsWith('127.'));
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new CorralError('INVALID_ARGUMENT', `cannot read the TLS ${what} ${path}: ${(e as Error).message}`, { [what]: path }, e);
+  }
+}
+
+/** The certificate and key, read and checked (PEM, and the key matches the certificate) before anything is bound. */
+function loadTls(tls: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  const pair = { cert: readPem(tls.cert, 'certificate'), key: readPem(tls.key, 'key') };
+  try {
+    createSecureContext(pair);
+  } catch (e) {
+    throw new CorralError('INVALID_ARGUMENT', `the TLS certificate ${tls.cert} and key ${tls.key} are unusable (${(e as Error).message}): give PEM files of a certificate and its own private key`, { certificate: tls.cert, key: tls.key }, e);
+  }
+  return pair;
 }
 
 export async function startDaemonServer(options: DaemonServerOptions): Promise<DaemonServer> {
@@ -96,25 +128,37 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
     throw new CorralError('INVALID_ARGUMENT', `the socket path is ${Buffer.byteLength(socketPath)} bytes, over the kernel's limit of ${MAX_SOCKET_PATH}: use a shorter $CORRAL_HOME`, { socketPath });
   }
   const host = options.tcp?.host ?? '127.0.0.1';
-  if (options.tcp && !isLoopback(host)) {
-    throw new CorralError('INVALID_ARGUMENT', `refusing to listen on ${host}: only loopback addresses are allowed until TLS and API keys exist`, { host });
+  if (options.tls && !options.tcp) throw new CorralError('INVALID_ARGUMENT', 'TLS applies to TCP: give a TCP port too (the Unix socket needs no TLS)', {});
+  if (options.tcp && !isLoopback(host) && !options.tls && !options.allowNonLoopback) {
+    throw new CorralError(
+      'INVALID_ARGUMENT',
+      `refusing to listen on ${host} without TLS: API keys would cross the network in clear text. Give a certificate and key (--tls-cert, --tls-key), or accept the risk with --insecure-bind`,
+      { host },
+    );
   }
+  const tlsPair = options.tls ? loadTls(options.tls) : undefined;
   const drainMs = options.drainMs ?? 10_000;
   // overrideGlobalObjects: false, so the adapter leaves the process's Request and Response alone.
-  const listener = getRequestListener((req) => options.fetch(req), { overrideGlobalObjects: false });
+  // The adapter's own bindings (incoming, outgoing) are kept next to the transport.
+  const listenerFor = (transport: Transport) => getRequestListener((req, env) => options.fetch(req, { ...env, transport }), { overrideGlobalObjects: false });
   const servers: Server[] = [];
-  const make = () => {
-    const s = createServer(listener);
+  const make = (transport: Transport, tls?: { cert: Buffer; key: Buffer }) => {
+    // A TLS handshake has the same deadline as headers: a silent client cannot hold a connection open.
+    const s: Server = tls ? createTlsServer({ ...tls, handshakeTimeout: 10_000 }, listenerFor(transport)) : createServer(listenerFor(transport));
     // Slow clients cannot hold a connection forever with a trickled header or body.
     s.headersTimeout = 10_000;
     s.requestTimeout = 60_000;
     if (options.onError) s.on('error', options.onError);
+    s.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (options.upgrade) options.upgrade(req, socket, head, transport);
+      else socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    });
     servers.push(s);
     return s;
   };
 
   await clearStaleSocket(socketPath);
-  const unixServer = make();
+  const unixServer = make('unix');
   let privateDir: string | undefined;
   let bound: { dev: number; ino: number } | undefined;
   try {
@@ -135,9 +179,9 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
     if (privateDir) rmSync(privateDir, { recursive: true, force: true });
   }
 
-  let tcp: { host: string; port: number } | null = null;
+  let tcp: { host: string; port: number; tls: boolean } | null = null;
   if (options.tcp) {
-    const tcpServer = make();
+    const tcpServer = make('tcp', tlsPair);
     try {
       await listen(tcpServer, { port: options.tcp.port, host });
     } catch (e) {
@@ -145,7 +189,7 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
       removeOwnSocket(socketPath, bound);
       throw new CorralError('HOST_IO_ERROR', `cannot listen on ${host}:${options.tcp.port}: ${(e as Error).message}`, { host, port: options.tcp.port }, e);
     }
-    tcp = { host, port: (tcpServer.address() as AddressInfo).port };
+    tcp = { host, port: (tcpServer.address() as AddressInfo).port, tls: tlsPair !== undefined };
   }
 
   let closing: Promise<void> | undefined;

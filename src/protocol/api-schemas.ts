@@ -110,6 +110,7 @@ export const capabilitiesSchema = z
       .describe('Which resource limits the backend enforces.'),
     changeDetection: z.enum(['overlay', 'stat-index']).describe('How the workspace\'s changes are caught.'),
     snapshots: z.boolean(),
+    pty: z.boolean().optional().describe('Whether an exec can get a pseudo-terminal (tty); absent means no.'),
     profiles: z.array(z.string()),
     notes: z.array(z.string()),
   })
@@ -197,10 +198,12 @@ export const execRequestSchema = z
     env: envSchema.optional().describe('Variables added to the sandbox\'s env for this exec (they win).'),
     timeoutMs: z.number().int().positive().max(86_400_000).optional().describe('Wall-clock limit (default 300000).'),
     stdin: z.base64().optional().describe('Standard input, base64 (default: none).'),
-    background: z.boolean().optional().describe('Not yet supported: true is refused (400).'),
+    background: z.boolean().optional().describe('Return at once (202) with the exec\'s id and state; follow it with GET /v1/execs/{id}/output, wait, kill (default false).'),
+    tty: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict().optional().describe('A real pseudo-terminal of this size (TERM=xterm-256color); stdout holds what it showed, stderr is empty. Resize over the attach WebSocket.'),
+    openStdin: z.boolean().optional().describe('Keep stdin open for POST /v1/execs/{id}/stdin (or the attach WebSocket) until closed; exclusive with stdin (default false).'),
   })
   .strict()
-  .describe('A command to run in the sandbox, collected: one request, one result envelope.');
+  .describe('A command to run in the sandbox: collected (one request, one result envelope), streamed (Accept: text/event-stream) or in the background.');
 export type ExecRequestBody = z.infer<typeof execRequestSchema>;
 
 const pathChangeSchema = z.object({ path: z.string(), size: z.number(), kind: z.enum(['file', 'dir', 'symlink']).optional() }).strict();
@@ -227,6 +230,7 @@ export const execResultSchema = z
     truncated: z.boolean(),
     stdout: z.string(),
     stderr: z.string(),
+    tty: z.boolean().optional().describe('Present (true) when the command ran on a pseudo-terminal: stdout is what the terminal showed (stderr merged into it), stderr is empty.'),
     encoding: z.enum(['utf8', 'base64']),
     durationMs: z.number(),
     stages: z.partialRecord(z.enum(['validating', 'resolving', 'policy', 'baseline', 'checkpointing', 'mounting', 'executing', 'summarizing', 'cleaning_up']), z.number()),
@@ -264,15 +268,188 @@ export const execResultSchema = z
   .describe('The corral.exec.result envelope (version 1), as `corral exec --json` prints it: see docs/exec.md.');
 export type ExecResultEnvelope = z.infer<typeof execResultSchema>;
 
+export const execStateSchema = z.enum(['created', 'running', 'completed', 'pending', 'denied', 'failed', 'lost']).describe('running, then the envelope\'s status; lost: the daemon died while it ran (its output so far is kept).');
+
 export const execRecordSchema = z
   .object({
     id: z.string().describe('The exec\'s id (the envelope\'s).'),
-    sandbox: z.string().describe('The sbx_ id it ran in.'),
-    state: z.enum(['completed', 'pending', 'denied', 'failed']).describe('The envelope\'s status.'),
-    result: execResultSchema,
+    sandbox: z.string().describe('The sbx_ id it runs in.'),
+    state: execStateSchema,
+    background: z.boolean(),
+    command: z.object({ argv: z.array(z.string()).nullable(), shell: z.string().nullable(), cwd: z.string().nullable() }).strict(),
+    pid: z.number().int().nullable().describe('The host pid of its top process, once started.'),
+    exitCode: z.number().int().nullable(),
+    signal: z.string().nullable(),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    stdoutBytes: z.number().int().describe('Bytes of stdout so far (offsets for GET /v1/execs/{id}/output).'),
+    stderrBytes: z.number().int(),
+    result: execResultSchema.nullable().describe('The result envelope once it ended; null while running and for a lost exec.'),
+    error: z.object({ code: z.string(), message: z.string() }).strict().nullable().describe('Why an exec whose start was refused failed.'),
   })
   .strict();
+
+export const execStartSchema = z
+  .object({ tty: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict().optional().describe('The initial terminal size (the exec was created with tty).') })
+  .strict();
 export type ExecRecord = z.infer<typeof execRecordSchema>;
+
+export const execListSchema = z.object({ execs: z.array(execRecordSchema) }).strict();
+export type ExecList = z.infer<typeof execListSchema>;
+
+export const execKillSchema = z
+  .object({ signal: z.union([z.string().max(20), z.number().int()]).optional().describe('A name (TERM, SIGINT, ...) or a number; TERM and KILL end the whole tree (TERM, grace, KILL), others go to the command (default KILL).') })
+  .strict();
+
+export const execWaitSchema = z
+  .object({ timeoutMs: z.number().int().min(0).max(3_600_000).optional().describe('Answer after this long even if it still runs (default 30000).') })
+  .strict();
+
+export const execFrameSchema = z
+  .discriminatedUnion('type', [
+    z.object({ type: z.literal('started'), exec: z.string(), pid: z.number().int() }).strict(),
+    z.object({ type: z.literal('output'), stream: z.enum(['stdout', 'stderr']), offset: z.number().int(), atUs: z.number().int().describe('When it was produced, µs since the epoch.'), data: z.string(), encoding: z.enum(['utf8', 'base64']) }).strict(),
+    z.object({ type: z.literal('gap'), stream: z.enum(['stdout', 'stderr']), from: z.number().int(), to: z.number().int() }).strict().describe('Bytes from..to are no longer kept; the stream resumes at to.'),
+    z.object({ type: z.literal('heartbeat'), elapsedMs: z.number() }).strict(),
+    z.object({ type: z.literal('exit'), exec: execRecordSchema }).strict(),
+  ])
+  .describe('One frame of an exec\'s stream: the data of an SSE event (the event name is the type) or a WebSocket text message.');
+export type ExecFrameWire = z.infer<typeof execFrameSchema>;
+
+// ---- files ---------------------------------------------------------------------------------
+
+const filePathSchema = z.string().min(1).max(4096).describe("A path in the sandbox's workspace, from its root ('/src/a.ts'; a relative one starts at the root): no '..' above the root, no NUL, at most 4096 bytes.");
+const commitIdSchema = z.string().nullable().describe('The commit the change made, or null when nothing changed.');
+
+export const fileInfoSchema = z
+  .object({
+    path: z.string(),
+    name: z.string().describe("The last component ('' for the root)."),
+    kind: z.enum(['file', 'dir', 'symlink']),
+    mode: z.number().int().describe('Permission bits (420 = 0644).'),
+    size: z.number().int().nonnegative().describe("Bytes: a file's length, a link target's length, or all files below a directory."),
+    mtime: z.string().describe('ISO 8601 time.'),
+    hash: z.string().describe('sha256 of the content (files, link targets) or of the tree (directories).'),
+    files: z.number().int().nonnegative().optional().describe('Directories: files and links below.'),
+    target: z.string().optional().describe('Symlinks: where the link points.'),
+  })
+  .strict();
+export type FileInfo = z.infer<typeof fileInfoSchema>;
+
+export const fileListSchema = z
+  .object({
+    path: z.string(),
+    entries: z.array(fileInfoSchema).describe('In name order; depth first when recursive.'),
+    truncated: z.boolean().describe('True when the limit cut the list short.'),
+  })
+  .strict();
+export type FileList = z.infer<typeof fileListSchema>;
+
+export const fileWriteResultSchema = z
+  .object({ path: z.string(), size: z.number().int().nonnegative().describe("The file's size after the write."), mode: z.number().int(), commit: commitIdSchema })
+  .strict();
+export type FileWriteResult = z.infer<typeof fileWriteResultSchema>;
+
+export const fileEditSchema = z
+  .object({
+    path: filePathSchema,
+    oldText: z.string().min(1).describe('The exact text to replace (whitespace and line endings included); no patterns.'),
+    newText: z.string().describe('What replaces it (empty deletes it).'),
+    replaceAll: z.boolean().optional().describe('Replace every occurrence (default false: oldText must occur exactly once).'),
+  })
+  .strict()
+  .describe('An exact string replacement in one file.');
+export type FileEdit = z.infer<typeof fileEditSchema>;
+
+export const fileEditResultSchema = z.object({ path: z.string(), replacements: z.number().int().positive(), commit: commitIdSchema }).strict();
+export type FileEditResult = z.infer<typeof fileEditResultSchema>;
+
+export const fileMkdirSchema = z
+  .object({ path: filePathSchema, parents: z.boolean().optional().describe('Create missing parents too, and accept an existing directory (default false).') })
+  .strict();
+export const fileMkdirResultSchema = z.object({ path: z.string(), commit: commitIdSchema }).strict();
+export type FileMkdirResult = z.infer<typeof fileMkdirResultSchema>;
+
+export const fileRemoveResultSchema = z
+  .object({ path: z.string(), removed: z.number().int().nonnegative().describe('Files and links removed.'), commit: commitIdSchema })
+  .strict();
+export type FileRemoveResult = z.infer<typeof fileRemoveResultSchema>;
+
+export const fileMoveSchema = z
+  .object({
+    from: filePathSchema,
+    to: filePathSchema.describe('The new path itself (never a directory to move into).'),
+    overwrite: z.boolean().optional().describe('Replace a file or link at `to` (default false: PATH_EXISTS); a directory there is never replaced.'),
+  })
+  .strict();
+export const fileMoveResultSchema = z.object({ from: z.string(), to: z.string(), commit: commitIdSchema }).strict();
+export type FileMoveResult = z.infer<typeof fileMoveResultSchema>;
+
+export const fileUploadResultSchema = z
+  .object({
+    path: z.string().describe('The directory the tar went into.'),
+    files: z.number().int().nonnegative(),
+    dirs: z.number().int().nonnegative(),
+    symlinks: z.number().int().nonnegative(),
+    bytes: z.number().int().nonnegative().describe('Bytes of file contents.'),
+    commit: commitIdSchema,
+    skipped: z.array(z.object({ path: z.string(), reason: z.string() }).strict()).describe('Entries not imported (hard links, devices, fifos) and why.'),
+    outside: z.array(z.object({ path: z.string(), target: z.string() }).strict()).describe('Symlinks stored whose target is absolute or leaves the upload (never followed by Corral).'),
+  })
+  .strict();
+export type FileUploadResult = z.infer<typeof fileUploadResultSchema>;
+
+export const fileWatchReadySchema = z.object({ path: z.string(), commit: z.string().describe('The head the watch starts from.') }).strict().describe('The data of the first event of a watch (event: ready).');
+export const fileChangeEventSchema = z
+  .object({ path: z.string(), kind: z.enum(['created', 'modified', 'deleted']), commit: z.string().describe('The commit that made the change.') })
+  .strict()
+  .describe('The data of a watch event (event: change).');
+export type FileChangeEvent = z.infer<typeof fileChangeEventSchema>;
+
+// ---- approvals -------------------------------------------------------------------------------
+
+export const approvalStateSchema = z
+  .enum(['pending', 'approved', 'denied', 'expired', 'used'])
+  .describe('pending, then approved or denied by a person, or expired past its deadline; used: an approved one whose exec ran.');
+export type ApprovalStateWire = z.infer<typeof approvalStateSchema>;
+
+export const approvalSchema = z
+  .object({
+    id: z.string().describe('The approval\'s id: apr_ and 16 hex digits.'),
+    state: approvalStateSchema,
+    vault: z.string().describe('The vault the command would run on.'),
+    sandbox: z.string().nullable().describe('The sandbox working on that vault (a live one first), or null outside any sandbox.'),
+    command: z.string().describe('The command as one line: the shell string, or the argv quoted.'),
+    reason: z.string().describe('Why the policy asks a person.'),
+    decision: z.record(z.string(), z.unknown()).describe('The policy\'s decision: action, categories, reason, rule.'),
+    request: z.record(z.string(), z.unknown()).describe('The exec request it holds (argv or shell, cwd, env, limits, ...): what runs once approved.'),
+    requester: z.string().describe('Who ran the command that asked.'),
+    createdAt: z.string().describe('ISO 8601 time.'),
+    expiresAt: z.string().describe('ISO 8601 time: a pending approval expires then, and so does an approved one not used by then.'),
+    answeredBy: z.string().nullable().describe('Who approved or denied it: owner, or key:<id> of the API key; the audit log has the same.'),
+    answeredAt: z.string().nullable().describe('ISO 8601 time.'),
+    answerReason: z.string().nullable().describe('The reason given with the answer.'),
+  })
+  .strict()
+  .describe('A command the policy sent to a person.');
+export type ApprovalWire = z.infer<typeof approvalSchema>;
+
+export const approvalListSchema = z.object({ approvals: z.array(approvalSchema).describe('Oldest first.') }).strict();
+export type ApprovalList = z.infer<typeof approvalListSchema>;
+
+// Printable text (tabs and newlines allowed): a reason ends up in the audit log and on terminals.
+const answerReasonSchema = z.string().max(2000).regex(/^[^\u0000-\u0008\u000b-\u001f\u007f]*$/, 'a reason must be printable text');
+
+export const approvalApproveSchema = z
+  .object({ reason: answerReasonSchema.optional().describe('Why it is approved (default: empty).') })
+  .strict()
+  .describe('Approve a pending approval; the body may be empty.');
+
+export const approvalDenySchema = z
+  .object({ reason: answerReasonSchema.min(1).describe('Why it is denied: the agent sees it in the exec\'s result.') })
+  .strict()
+  .describe('Deny a pending approval, with a reason.');
 
 /** The named schemas of the OpenAPI document's components, by name. */
 export const apiSchemas = {
@@ -290,5 +467,27 @@ export const apiSchemas = {
   ExecRequest: execRequestSchema,
   ExecResult: execResultSchema,
   ExecRecord: execRecordSchema,
+  ExecList: execListSchema,
+  ExecKill: execKillSchema,
+  ExecWait: execWaitSchema,
+  ExecStart: execStartSchema,
+  ExecFrame: execFrameSchema,
+  FileInfo: fileInfoSchema,
+  FileList: fileListSchema,
+  FileWriteResult: fileWriteResultSchema,
+  FileEdit: fileEditSchema,
+  FileEditResult: fileEditResultSchema,
+  FileMkdir: fileMkdirSchema,
+  FileMkdirResult: fileMkdirResultSchema,
+  FileRemoveResult: fileRemoveResultSchema,
+  FileMove: fileMoveSchema,
+  FileMoveResult: fileMoveResultSchema,
+  FileUploadResult: fileUploadResultSchema,
+  FileWatchReady: fileWatchReadySchema,
+  FileChangeEvent: fileChangeEventSchema,
+  Approval: approvalSchema,
+  ApprovalList: approvalListSchema,
+  ApprovalApprove: approvalApproveSchema,
+  ApprovalDeny: approvalDenySchema,
 } as const;
 export type ApiSchemaName = keyof typeof apiSchemas;

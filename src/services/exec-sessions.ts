@@ -6,16 +6,18 @@
 import { PassThrough } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import { newId, isExecId } from '../protocol/ids.ts';
-import { CorralError } from '../protocol/errors.ts';
+import { CorralError, toCorralError } from '../protocol/errors.ts';
 import type { ExecResult } from '../protocol/exec-result.ts';
 import { hostIdentity, identityOf, processAlive, type ProcessIdentity } from '../runtime/process-identity.ts';
 import type { CorralStore } from '../store/corral-store.ts';
+import type { TerminalControl } from '../runtime/terminal-control.ts';
+import type { TerminalSize } from '../protocol/terminal-size.ts';
 import type { EventBus } from './event-bus.ts';
 import type { ExecRequest, ExecService } from './exec-service.ts';
 import { ExecOutputStore, type OutputStream } from './exec-output-store.ts';
 import { OWNER, validateEnv, type SandboxExecRequest, type SandboxService, type Scope } from './sandbox-service.ts';
 
-export type ExecState = 'running' | 'completed' | 'pending' | 'denied' | 'failed' | 'lost';
+export type ExecState = 'created' | 'running' | 'completed' | 'pending' | 'denied' | 'failed' | 'lost';
 
 /** An exec as the API shows it. */
 export interface ExecInfo {
@@ -34,6 +36,8 @@ export interface ExecInfo {
   stderrBytes: number;
   /** The corral.exec.result envelope once it ended (null while running, and for a lost exec). */
   result: ExecResult | null;
+  /** Why an exec that never ran failed (a start refused). */
+  error: { code: string; message: string } | null;
 }
 
 /** What a watcher of an exec receives, in order: output (replayed, then live), heartbeats, the end. */
@@ -47,6 +51,8 @@ export type ExecFrame =
 
 export interface StartRequest extends SandboxExecRequest {
   background?: boolean;
+  /** A real terminal of this size: stdin goes to it (writeStdin types, closeStdin types ^D), resize() resizes it. */
+  tty?: TerminalSize;
   /** Keep stdin open for writeStdin()/closeStdin() (default: stdin is the bytes given, or empty). */
   openStdin?: boolean;
 }
@@ -65,6 +71,9 @@ interface Live {
   tenant: string | null;
   abort: AbortController;
   stdin: PassThrough | null;
+  terminal: TerminalControl | null;
+  /** Terminal flow control: bytes of output produced, and the most any attached client acknowledged. */
+  flow: { produced: number; acked: number; acking: number };
   pid: number | null;
   supervisorPid: number | null;
   watchers: Set<(f: ExecFrame) => void>;
@@ -82,12 +91,17 @@ interface ExecRow {
   supervisor_started: string | null;
   boot_id: string | null;
   result: string | null;
+  error: string | null;
   stdout_bytes: number;
   stderr_bytes: number;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
 }
+
+/** Terminal output a client may leave unacknowledged before the terminal pauses, and where it resumes. */
+export const FLOW_HIGH = 1024 * 1024;
+export const FLOW_LOW = 256 * 1024;
 
 /** The most bytes one read of the store hands a reader. */
 const PAGE_BYTES = 256 * 1024;
@@ -125,6 +139,7 @@ function toInfo(r: ExecRow): ExecInfo {
     stdoutBytes: r.stdout_bytes,
     stderrBytes: r.stderr_bytes,
     result,
+    error: r.error === null ? null : (JSON.parse(r.error) as { code: string; message: string }),
   };
 }
 
@@ -171,25 +186,26 @@ export class ExecSessions {
   }
 
   /** Starts an exec; returns at once with its info (state running, or already ended when it could not start). */
-  start(sandboxIdOrName: string, request: StartRequest, scope: Scope = OWNER): { info: ExecInfo; done: Promise<ExecInfo> } {
+  start(sandboxIdOrName: string, request: StartRequest, scope: Scope = OWNER, createdId?: string): { info: ExecInfo; done: Promise<ExecInfo> } {
     if (typeof request !== 'object' || request === null || Array.isArray(request)) throw new CorralError('INVALID_ARGUMENT', 'the exec request must be an object');
     const sandbox = this.sandboxes.get(sandboxIdOrName, scope);
     if (sandbox.state !== 'ready') throw new CorralError('SANDBOX_STATE', `sandbox ${sandbox.id} is ${sandbox.state}: commands run only in a ready sandbox`, { sandbox: sandbox.id, state: sandbox.state });
     const tenant = this.tenantOf(sandbox.id);
     this.checkExecQuota(tenant);
     const env = validateEnv({ ...sandbox.env, ...validateEnv(request.env, 'the exec env') });
-    const id = newId('exec', this.store.now());
+    const id = createdId ?? newId('exec', this.store.now());
     const abort = new AbortController();
     if (request.signal) {
       if (request.signal.aborted) abort.abort();
       else request.signal.addEventListener('abort', () => abort.abort(), { once: true });
     }
-    const stdin = request.openStdin ? new PassThrough() : null;
-    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs };
+    const stdin = request.openStdin && !request.tty ? new PassThrough() : null;
+    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty };
     const now = this.store.now();
-    this.store.db.run('INSERT INTO execs(id, sandbox_id, state, background, request, created_at) VALUES (?, ?, ?, ?, ?, ?)', id, sandbox.id, 'running', request.background ? 1 : 0, JSON.stringify(plain), now);
+    if (createdId) this.store.db.run("UPDATE execs SET state = 'running', background = ?, request = ? WHERE id = ? AND state = 'created'", request.background ? 1 : 0, JSON.stringify(plain), id);
+    else this.store.db.run('INSERT INTO execs(id, sandbox_id, state, background, request, created_at) VALUES (?, ?, ?, ?, ?, ?)', id, sandbox.id, 'running', request.background ? 1 : 0, JSON.stringify(plain), now);
     this.store.db.run('UPDATE sandboxes SET last_active_at = ? WHERE id = ?', now, sandbox.id);
-    const live: Live = { id, sandbox: sandbox.id, tenant, abort, stdin, pid: null, supervisorPid: null, watchers: new Set(), done: undefined as unknown as Promise<ExecInfo> };
+    const live: Live = { id, sandbox: sandbox.id, tenant, abort, stdin, terminal: null, flow: { produced: 0, acked: 0, acking: 0 }, pid: null, supervisorPid: null, watchers: new Set(), done: undefined as unknown as Promise<ExecInfo> };
     this.live.set(id, live);
     this.events.publish('exec.started', { sandbox: sandbox.id, tenant, data: { exec: id, background: request.background === true } });
 
@@ -207,6 +223,7 @@ export class ExecSessions {
       ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
       ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
       ...(stdin ? { stdin } : request.stdin !== undefined ? { stdin: request.stdin } : {}),
+      ...(request.tty ? { tty: request.tty, onTerminal: (t: TerminalControl) => void (live.terminal = t) } : {}),
       onEvent: (e) => {
         if (e.type === 'started') {
           live.pid = e.pid;
@@ -216,6 +233,8 @@ export class ExecSessions {
           this.emit(live, { type: 'started', exec: id, pid: e.pid });
         } else if (e.type === 'stdout' || e.type === 'stderr') {
           const chunk = this.output.append(id, e.type, e.data);
+          live.flow.produced = chunk.offset + e.data.length;
+          if (live.terminal && live.flow.acking > 0 && live.flow.produced - live.flow.acked > FLOW_HIGH) live.terminal.pause();
           this.emit(live, { type: 'output', ...chunk });
         } else if (e.type === 'heartbeat') {
           this.emit(live, { type: 'heartbeat', elapsedMs: e.elapsedMs });
@@ -228,6 +247,36 @@ export class ExecSessions {
       () => this.finish(live, 'failed', null),
     );
     return { info: this.get(id, scope), done: live.done };
+  }
+
+  /**
+   * Docker's exec instance flow, first step: the exec is recorded (state created) and nothing runs
+   * until startCreated(). The request is checked now, so a bad one never becomes an exec.
+   */
+  create(sandboxIdOrName: string, request: Omit<StartRequest, 'background' | 'signal' | 'stdin'>, scope: Scope = OWNER): ExecInfo {
+    if (typeof request !== 'object' || request === null || Array.isArray(request)) throw new CorralError('INVALID_ARGUMENT', 'the exec request must be an object');
+    const sandbox = this.sandboxes.get(sandboxIdOrName, scope);
+    if (sandbox.state === 'destroyed') throw new CorralError('SANDBOX_STATE', `sandbox ${sandbox.id} is destroyed`, { sandbox: sandbox.id, state: sandbox.state });
+    validateEnv(request.env, 'the exec env');
+    const id = newId('exec', this.store.now());
+    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty, openStdin: request.openStdin };
+    this.store.db.run("INSERT INTO execs(id, sandbox_id, state, request, created_at) VALUES (?, ?, 'created', ?, ?)", id, sandbox.id, JSON.stringify(plain), this.store.now());
+    return this.get(id, scope);
+  }
+
+  /** Starts a created exec (detached: it runs on its own; attach with frames() or the WebSocket). A start that fails marks it failed. */
+  startCreated(id: string, options: { tty?: TerminalSize } = {}, scope: Scope = OWNER): { info: ExecInfo; done: Promise<ExecInfo> } {
+    const row = this.row(id, scope);
+    if (row.state !== 'created') throw new CorralError('EXEC_STATE', `exec ${id} is ${row.state}: only a created exec can be started`, { exec: id, state: row.state });
+    const stored = JSON.parse(row.request ?? '{}') as StartRequest;
+    if (options.tty && !stored.tty) throw new CorralError('INVALID_ARGUMENT', `exec ${id} was created without tty: give the terminal's size at create, start only sets its initial size`, { exec: id });
+    try {
+      return this.start(row.sandbox_id, { ...stored, ...(options.tty ? { tty: options.tty } : {}), background: true }, scope, id);
+    } catch (e) {
+      const err = toCorralError(e);
+      this.store.db.run("UPDATE execs SET state = 'failed', error = ?, finished_at = ? WHERE id = ? AND state = 'created'", JSON.stringify({ code: err.code, message: err.message }), this.store.now(), id);
+      throw e;
+    }
   }
 
   /** Runs an exec to its end (collected): its result envelope. */
@@ -286,14 +335,41 @@ export class ExecSessions {
     return info;
   }
 
-  /** Writes to the exec's open stdin (openStdin: true). */
+  /** Writes to the exec's open stdin (openStdin: true), or types into its terminal. */
   writeStdin(id: string, data: Uint8Array, scope: Scope = OWNER): void {
-    this.openStdin(id, scope).write(data);
+    const live = this.liveOf(id, scope);
+    if (live.terminal) live.terminal.write(data);
+    else this.openStdin(live).write(data);
   }
 
-  /** Ends the exec's stdin (EOF). */
+  /** Ends the exec's stdin (EOF; a terminal gets ^D). */
   closeStdin(id: string, scope: Scope = OWNER): void {
-    this.openStdin(id, scope).end();
+    const live = this.liveOf(id, scope);
+    if (live.terminal) live.terminal.end();
+    else this.openStdin(live).end();
+  }
+
+  /** Resizes the exec's terminal. */
+  resize(id: string, cols: number, rows: number, scope: Scope = OWNER): void {
+    const live = this.liveOf(id, scope);
+    if (!live.terminal) throw new CorralError('EXEC_STATE', `exec ${id} has no terminal${live.pid === null ? ' yet' : ''}: start it with tty to resize it`, { exec: id });
+    live.terminal.resize(cols, rows);
+  }
+
+  /**
+   * Terminal flow control: a client that reads the output says how far it got (a stdout offset).
+   * While any such client is attached (`attach`/`detach`), the terminal pauses when the output runs
+   * FLOW_HIGH bytes ahead of the acknowledgements and resumes below FLOW_LOW.
+   */
+  flowControl(id: string, change: { attach?: boolean; detach?: boolean; acked?: number }, scope: Scope = OWNER): void {
+    const live = this.live.get(id);
+    this.get(id, scope);
+    if (!live) return;
+    if (change.attach) live.flow.acking++;
+    if (change.detach) live.flow.acking = Math.max(0, live.flow.acking - 1);
+    if (change.acked !== undefined && Number.isSafeInteger(change.acked)) live.flow.acked = Math.max(live.flow.acked, change.acked);
+    const behind = live.flow.produced - live.flow.acked;
+    if (live.terminal?.paused && (live.flow.acking === 0 || behind < FLOW_LOW)) live.terminal.resume();
   }
 
   /**
@@ -417,10 +493,15 @@ export class ExecSessions {
     return lost;
   }
 
-  private openStdin(id: string, scope: Scope): PassThrough {
+  private liveOf(id: string, scope: Scope): Live {
     const info = this.get(id, scope);
     const live = this.live.get(id);
     if (!live || info.state !== 'running') throw new CorralError('EXEC_STATE', `exec ${id} is ${info.state}: its stdin is closed`, { exec: id, state: info.state });
+    return live;
+  }
+
+  private openStdin(live: Live): PassThrough {
+    const id = live.id;
     if (!live.stdin) throw new CorralError('EXEC_STATE', `exec ${id} was started without openStdin: its stdin is not writable`, { exec: id });
     if (live.stdin.writableEnded) throw new CorralError('EXEC_STATE', `the stdin of exec ${id} was closed already`, { exec: id });
     return live.stdin;

@@ -226,7 +226,8 @@ const migrations: string[] = [
   CREATE INDEX sandboxes_tenant ON sandboxes(tenant, state);
   -- Execs become live objects: a background one has no result until it ends. request is the plain
   -- request (JSON); supervisor_* identify the process tree for recovery after a daemon crash (pid,
-  -- /proc start time, boot id). State: running, then completed | pending | denied | failed | lost.
+  -- /proc start time, boot id). State: (created →) running, then completed | pending | denied | failed
+  -- | lost; error (JSON) says why one that never ran failed.
   CREATE TABLE execs_v6 (
     id TEXT PRIMARY KEY,
     sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
@@ -238,6 +239,7 @@ const migrations: string[] = [
     supervisor_started TEXT,
     boot_id TEXT,
     result TEXT,
+    error TEXT,
     stdout_bytes INTEGER NOT NULL DEFAULT 0,
     stderr_bytes INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,

@@ -1,0 +1,154 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import WebSocket from 'ws';
+import { createApi } from '../../src/api/api-app.ts';
+import { createExecSocketServer } from '../../src/api/exec-socket.ts';
+import { startDaemonServer } from '../../src/daemon/daemon-server.ts';
+import { execFrameSchema, execRecordSchema, type ExecFrameWire } from '../../src/protocol/api-schemas.ts';
+import { openCorral, tempDir } from '../helpers.ts';
+
+const quiet = { info() {}, warn() {}, error() {} };
+
+async function daemon(withKeys = false) {
+  const corral = openCorral();
+  corral.vaults.create('src');
+  const app = createApi({ corral, logger: quiet, version: '0.0.0', ...(withKeys ? { auth: { keys: corral.keys } } : {}) });
+  const sockets = createExecSocketServer({ execs: corral.execs, logger: quiet, ...(withKeys ? { keys: corral.keys } : {}) });
+  const socketPath = join(tempDir(), 'd.sock');
+  const server = await startDaemonServer({ fetch: app.fetch, socketPath, tcp: { port: 0 }, upgrade: sockets.handleUpgrade });
+  const close = async () => {
+    sockets.close();
+    await server.close();
+  };
+  return { corral, socketPath, server, close };
+}
+
+function post(socketPath: string, path: string, body: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (b: Buffer) => chunks.push(b));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') }));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/** Attaches over the Unix socket; collects frames until the server closes. */
+function attach(socketPath: string, path: string, onOpen: (ws: WebSocket) => void = () => {}, onFrame: (f: ExecFrameWire, ws: WebSocket) => void = () => {}) {
+  const ws = new WebSocket(`ws+unix://${socketPath}:${path}`, ['corral.v1']);
+  const frames: ExecFrameWire[] = [];
+  const errors: unknown[] = [];
+  const closed = new Promise<{ code: number }>((resolve, reject) => {
+    ws.on('open', () => onOpen(ws));
+    ws.on('message', (data) => {
+      const m = JSON.parse(data.toString());
+      if (m.type === 'error') return void errors.push(m);
+      const f = execFrameSchema.parse(m);
+      frames.push(f);
+      onFrame(f, ws);
+    });
+    ws.on('close', (code) => resolve({ code }));
+    ws.on('error', reject);
+  });
+  return { ws, frames, errors, closed };
+}
+
+const out = (frames: ExecFrameWire[]) => frames.map((f) => (f.type === 'output' && f.stream === 'stdout' ? Buffer.from(f.data, f.encoding).toString() : '')).join('');
+
+test('attach WebSocket: frames replayed then live, stdin and EOF, bad messages answered, exit then close 1000', async () => {
+  const d = await daemon();
+  try {
+    const sb = d.corral.sandboxes.create({ vault: 'src', backend: 'namespace', policy: 'permissive' });
+    const bg = execRecordSchema.parse((await post(d.socketPath, `/v1/sandboxes/${sb.id}/exec`, { shell: 'echo hello; cat; echo bye', background: true, openStdin: true })).body);
+    let sent = false;
+    const a = attach(d.socketPath, `/v1/execs/${bg.id}/attach`, undefined, (f, ws) => {
+      if (!sent && f.type === 'output') {
+        sent = true;
+        ws.send('not json');
+        ws.send(JSON.stringify({ type: 'stdin', data: 'from ws\n' }));
+        ws.send(JSON.stringify({ type: 'stdin', data: Buffer.from('b64\n').toString('base64'), encoding: 'base64' }));
+        ws.send(JSON.stringify({ type: 'eof' }));
+      }
+    });
+    assert.equal((await a.closed).code, 1000);
+    assert.equal(out(a.frames), 'hello\nfrom ws\nb64\nbye\n');
+    assert.equal(a.frames.at(-1)!.type, 'exit');
+    assert.equal(a.errors.length, 1);
+    // Re-attach from an offset after the end: the rest and the exit frame.
+    const again = attach(d.socketPath, `/v1/execs/${bg.id}/attach?stdout=6`);
+    await again.closed;
+    assert.equal(out(again.frames), 'from ws\nb64\nbye\n');
+
+    // kill over the socket
+    const sleeper = execRecordSchema.parse((await post(d.socketPath, `/v1/sandboxes/${sb.id}/exec`, { shell: 'echo up; sleep 60', background: true })).body);
+    const k = attach(d.socketPath, `/v1/execs/${sleeper.id}/attach`, undefined, (f, ws) => {
+      if (f.type === 'output') ws.send(JSON.stringify({ type: 'kill', signal: 'TERM' }));
+    });
+    await k.closed;
+    const exit = k.frames.at(-1)!;
+    assert.ok(exit.type === 'exit' && exit.exec.state === 'completed' && exit.exec.result?.exitCode === null);
+  } finally {
+    await d.close();
+  }
+});
+
+test('attach refusals: unknown path, bad id, unknown exec, no key over TCP', async () => {
+  const d = await daemon(true);
+  try {
+    const refused = (url: string, headers: Record<string, string> = {}) =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(url, ['corral.v1'], { headers });
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('open', () => resolve(101));
+        ws.on('error', () => {});
+      });
+    assert.equal(await refused(`ws+unix://${d.socketPath}:/v1/nothing`), 404);
+    assert.equal(await refused(`ws+unix://${d.socketPath}:/v1/execs/exec_nope/attach`), 400);
+    assert.equal(await refused(`ws+unix://${d.socketPath}:/v1/execs/exec_00000000000000000000000000/attach`), 404);
+    const tcp = `ws://127.0.0.1:${d.server.tcp!.port}/v1/execs/exec_00000000000000000000000000/attach`;
+    assert.equal(await refused(tcp), 401);
+    assert.equal(await refused(tcp, { authorization: 'Bearer crl_wrong' }), 401);
+    const key = d.corral.keys.create({ tenant: 'acme', scopes: ['sandboxes:read'] });
+    assert.equal(await refused(tcp, { authorization: `Bearer ${key.secret}` }), 403);
+    const ok = d.corral.keys.create({ tenant: 'acme', scopes: ['exec'] });
+    // Another tenant's (here: the owner's) exec is not found.
+    const sb = d.corral.sandboxes.create({ vault: 'src', backend: 'host', policy: 'permissive' });
+    const { info, done } = d.corral.execs.start(sb.id, { argv: ['true'], background: true });
+    await done;
+    assert.equal(await refused(`ws://127.0.0.1:${d.server.tcp!.port}/v1/execs/${info.id}/attach`, { authorization: `Bearer ${ok.secret}` }), 404);
+  } finally {
+    await d.close();
+  }
+});
+
+test('exec instances (Docker style): create runs nothing, start runs it detached, a refused start marks it failed', async () => {
+  const d = await daemon();
+  try {
+    const sb = d.corral.sandboxes.create({ vault: 'src', backend: 'namespace', policy: 'permissive' });
+    const created = await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { shell: 'echo instance > i.txt; echo ran' });
+    assert.equal(created.status, 201);
+    const rec = execRecordSchema.parse(created.body);
+    assert.equal(rec.state, 'created');
+    assert.equal(rec.startedAt, null);
+    const started = await post(d.socketPath, `/v1/execs/${rec.id}/start`, {});
+    assert.equal(started.status, 202);
+    const ended = await d.corral.execs.wait(rec.id);
+    assert.equal(ended.state, 'completed');
+    assert.equal(ended.result?.stdout, 'ran\n');
+    assert.equal((await post(d.socketPath, `/v1/execs/${rec.id}/start`, {})).body.error.code, 'EXEC_STATE');
+
+    const doomed = execRecordSchema.parse((await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { argv: ['true'] })).body);
+    d.corral.store.db.run("UPDATE sandboxes SET state = 'paused' WHERE id = ?", sb.id);
+    assert.equal((await post(d.socketPath, `/v1/execs/${doomed.id}/start`, {})).status, 409);
+    const failed = d.corral.execs.get(doomed.id);
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.error?.code, 'SANDBOX_STATE');
+    assert.equal((await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { argv: ['true'], background: true })).status, 400);
+  } finally {
+    await d.close();
+  }
+});
