@@ -43,11 +43,13 @@ function tooLarge(limit: number): CorralError {
 /**
  * Rejects bodies over `limit` bytes: at once when Content-Length says so, else while reading (a
  * chunked body is buffered up to the limit and no further), so a huge body never fills the memory.
+ * Requests for which `ownLimit(method, path)` is true are left alone: their routes stream the body
+ * under limits of their own (the file uploads).
  */
-export function bodyLimitMiddleware(limit = DEFAULT_BODY_LIMIT): MiddlewareHandler<ApiEnv> {
+export function bodyLimitMiddleware(limit = DEFAULT_BODY_LIMIT, ownLimit: (method: string, path: string) => boolean = () => false): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const raw = c.req.raw;
-    if (!raw.body) return next();
+    if (!raw.body || ownLimit(c.req.method, c.req.path)) return next();
     const declared = raw.headers.get('content-length');
     if (declared !== null && !raw.headers.has('transfer-encoding')) {
       if (!/^\d{1,16}$/.test(declared)) throw new CorralError('INVALID_ARGUMENT', 'the Content-Length header is not a number', {});

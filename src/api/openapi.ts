@@ -18,8 +18,12 @@ export interface RouteDoc {
   tags: string[];
   /** The request body's schema (JSON), by component name. */
   body?: ApiSchemaName;
-  /** Success responses: status → description and schema name. Errors are added for every route. */
-  responses: Record<number, { description: string; schema?: ApiSchemaName }>;
+  /** A request body that is not JSON (raw bytes), by media type. */
+  rawBody?: { contentType: string; description: string };
+  /** Query parameters (strings unless `type` says otherwise). */
+  query?: { name: string; description: string; required?: boolean; type?: 'string' | 'integer' | 'boolean' }[];
+  /** Success responses: status → description and schema name (JSON), or `contentType` for a body that is not JSON. Errors are added for every route. */
+  responses: Record<number, { description: string; schema?: ApiSchemaName; contentType?: string }>;
   /** Error statuses worth naming besides the default (e.g. 404 for a route with an id). */
   errors?: number[];
 }
@@ -51,14 +55,19 @@ export function buildOpenApi(docs: RouteDocs, version: string): Record<string, u
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of docs.routes) {
     const path = r.path.replace(PARAM, '{$1}');
-    const params = [...r.path.matchAll(PARAM)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    const params: Record<string, unknown>[] = [...r.path.matchAll(PARAM)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+    for (const q of r.query ?? []) params.push({ name: q.name, in: 'query', required: q.required ?? false, description: q.description, schema: { type: q.type ?? 'string' } });
     const responses: Record<string, unknown> = {};
     for (const [status, res] of Object.entries(r.responses)) {
-      responses[status] = res.schema ? { description: res.description, content: { 'application/json': { schema: ref(res.schema) } } } : { description: res.description };
+      responses[status] = res.schema
+        ? { description: res.description, content: { 'application/json': { schema: ref(res.schema) } } }
+        : res.contentType
+          ? { description: res.description, content: { [res.contentType]: {} } }
+          : { description: res.description };
     }
     for (const status of r.errors ?? []) responses[String(status)] ??= errorResponse(`Error (${status}).`);
     if (r.body) responses['400'] ??= errorResponse('The body is not JSON, does not match the schema, or has unknown fields.');
-    if (r.body) responses['413'] ??= errorResponse('The body is over the size limit.');
+    if (r.body || r.rawBody) responses['413'] ??= errorResponse('The body is over the size limit.');
     responses['default'] = errorResponse('An error: the envelope carries the code, message, details and request id.');
     paths[path] ??= {};
     paths[path][r.method] = {
@@ -68,6 +77,7 @@ export function buildOpenApi(docs: RouteDocs, version: string): Record<string, u
       tags: r.tags,
       ...(params.length > 0 ? { parameters: params } : {}),
       ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: ref(r.body) } } } } : {}),
+      ...(r.rawBody ? { requestBody: { required: true, description: r.rawBody.description, content: { [r.rawBody.contentType]: {} } } } : {}),
       responses,
     };
   }
