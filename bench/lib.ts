@@ -54,7 +54,7 @@ export async function measure(runs: number, fn: (i: number) => unknown, options:
   return { median: median(samples), min: Math.min(...samples), max: Math.max(...samples), runs };
 }
 
-export type Unit = 'ms' | 'ops/s';
+export type Unit = 'ms' | 'ops/s' | 'KiB' | 'MiB/s';
 
 export interface Figure {
   label: string;
@@ -72,7 +72,7 @@ export interface Row {
   range?: [number, number];
   /** Measured in the same run: a raw floor, a peer tool or the same operation at a smaller size. */
   baseline?: Figure;
-  /** Corral ÷ baseline (for ms lower is better, for ops/s higher is better). */
+  /** Corral ÷ baseline (for ms and KiB lower is better, for ops/s and MiB/s higher is better). */
   ratio?: number;
   /** A figure someone else published, not measured here. */
   anchor?: Figure;
@@ -146,6 +146,8 @@ export const both = (a: { text: string; pass: (r: Row) => boolean }, b: { text: 
 export function formatValue(v: number | null | undefined, unit: Unit): string {
   if (v === null || v === undefined || Number.isNaN(v)) return 'n/a';
   if (unit === 'ops/s') return `${Math.round(v).toLocaleString('en-US')}/s`;
+  if (unit === 'KiB') return `${v.toPrecision(3)} KiB`;
+  if (unit === 'MiB/s') return `${v.toPrecision(3)} MiB/s`;
   if (v < 1) return `${(v * 1000).toPrecision(3)} µs`;
   if (v < 1000) return `${v.toPrecision(3)} ms`;
   return `${(v / 1000).toPrecision(3)} s`;

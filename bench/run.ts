@@ -13,9 +13,10 @@ import { scaleBench } from './scale-bench.ts';
 import { transferBench } from './transfer-bench.ts';
 import { agentfsBench } from './agentfs-bench.ts';
 import { execBench } from './exec-bench.ts';
+import { daemonBench } from './daemon-bench.ts';
 
 // exec first: spawning gets slower as this process grows (see docs/benchmarks.md), and its rows time spawns.
-const benches: Bench[] = [execBench, storeBench, mixedBench, scaleBench, transferBench, agentfsBench];
+const benches: Bench[] = [execBench, daemonBench, storeBench, mixedBench, scaleBench, transferBench, agentfsBench];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
 const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
@@ -64,7 +65,7 @@ try {
 }
 
 console.log(`\nmachine: ${info.cpus} cpus (${info.cpuModel}), ${info.memoryGiB} GiB, Linux ${info.kernel}, node ${info.node}, sqlite ${info.sqlite}; scratch on ${info.scratch.replace(/\/corral-bench-.*$/, '')}`);
-console.log('medians; ratio = Corral ÷ baseline (times: lower is better; ops/s: higher is better)\n');
+console.log('medians; ratio = Corral ÷ baseline (times and KiB: lower is better; ops/s and MiB/s: higher is better)\n');
 console.log(renderTable(rows));
 const notes = rows.filter((r) => r.note);
 if (notes.length > 0) {

@@ -55,6 +55,8 @@ export interface StartRequest extends SandboxExecRequest {
   tty?: TerminalSize;
   /** Keep stdin open for writeStdin()/closeStdin() (default: stdin is the bytes given, or empty). */
   openStdin?: boolean;
+  /** The proc_ id of the named process this exec is a run of. */
+  processId?: string;
 }
 
 export interface ExecSessionsDeps {
@@ -203,7 +205,7 @@ export class ExecSessions {
     const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty };
     const now = this.store.now();
     if (createdId) this.store.db.run("UPDATE execs SET state = 'running', background = ?, request = ? WHERE id = ? AND state = 'created'", request.background ? 1 : 0, JSON.stringify(plain), id);
-    else this.store.db.run('INSERT INTO execs(id, sandbox_id, state, background, request, created_at) VALUES (?, ?, ?, ?, ?, ?)', id, sandbox.id, 'running', request.background ? 1 : 0, JSON.stringify(plain), now);
+    else this.store.db.run('INSERT INTO execs(id, sandbox_id, state, background, process_id, request, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', id, sandbox.id, 'running', request.background ? 1 : 0, request.processId ?? null, JSON.stringify(plain), now);
     this.store.db.run('UPDATE sandboxes SET last_active_at = ? WHERE id = ?', now, sandbox.id);
     const live: Live = { id, sandbox: sandbox.id, tenant, abort, stdin, terminal: null, flow: { produced: 0, acked: 0, acking: 0 }, pid: null, supervisorPid: null, watchers: new Set(), done: undefined as unknown as Promise<ExecInfo> };
     this.live.set(id, live);

@@ -233,6 +233,7 @@ const migrations: string[] = [
     sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
     state TEXT NOT NULL,
     background INTEGER NOT NULL DEFAULT 0,
+    process_id TEXT,
     request TEXT,
     pid INTEGER,
     supervisor_pid INTEGER,
@@ -251,6 +252,7 @@ const migrations: string[] = [
   ALTER TABLE execs_v6 RENAME TO execs;
   CREATE INDEX execs_sandbox ON execs(sandbox_id, created_at);
   CREATE INDEX execs_running ON execs(state) WHERE state = 'running';
+  CREATE INDEX execs_process ON execs(process_id, created_at) WHERE process_id IS NOT NULL;
   -- Output of execs, kept durably in chunks with byte offsets per stream (1 stdout, 2 stderr) and the
   -- time they arrived (µs since the epoch); old chunks are dropped past a per-stream bound.
   CREATE TABLE exec_output (
