@@ -1,11 +1,14 @@
 // Approvals: a command the policy sent to a person. Persisted, so an exec can wait for the answer
 // or return `pending` and be resumed later (`corral exec --resume ID`); expired after a deadline;
-// every request and answer is an audit record naming who answered and when.
+// every request and answer is an audit record naming who answered and when, and an event
+// (approval.requested, approval.answered) on the bus when one is given.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CorralError } from '../protocol/errors.ts';
 import type { Caller, CorralStore } from '../store/corral-store.ts';
 import type { ServiceDeps } from './corral.ts';
+import type { EventBus } from './event-bus.ts';
+import type { Scope } from './sandbox-service.ts';
 
 export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired' | 'used';
 
@@ -61,73 +64,116 @@ function toApproval(r: ApprovalRow): Approval {
 
 export const DEFAULT_APPROVAL_TTL_MS = 60 * 60 * 1000;
 const ID = /^apr_[0-9a-f]{16}$/;
+const OWNER: Scope = { tenant: null };
+
+export interface ApprovalServiceDeps extends ServiceDeps {
+  /** Where approval.requested and approval.answered are published (none: no events). */
+  events?: Pick<EventBus, 'publish'>;
+}
+
+/** Who answers, and whose approvals they may see: by default the service's caller, as the owner. */
+export interface AnswerOptions {
+  /** Named in the audit record and as answeredBy (the API passes `owner` or `key:<id>`). */
+  caller?: Caller;
+  scope?: Scope;
+}
+
+// A tenant sees an approval when its vault is the vault of one of the tenant's sandboxes.
+const TENANT_SEES = 'EXISTS (SELECT 1 FROM sandboxes s WHERE s.vault = approvals.vault AND s.tenant = ?)';
 
 export class ApprovalService {
   private readonly store: CorralStore;
   private readonly caller: Caller;
+  private readonly events: Pick<EventBus, 'publish'> | undefined;
 
-  constructor({ store, caller }: ServiceDeps) {
+  constructor({ store, caller, events }: ApprovalServiceDeps) {
     this.store = store;
     this.caller = caller;
+    this.events = events;
+  }
+
+  /** Publishes an approval event, naming the sandbox of its vault (the live one first) and its tenant. */
+  private publish(type: 'approval.requested' | 'approval.answered', a: Approval, reason: string): void {
+    if (!this.events) return;
+    const sb = this.sandboxOf(a.vault);
+    this.events.publish(type, { sandbox: sb?.id ?? null, tenant: sb?.tenant ?? null, data: { approval: a.id, vault: a.vault, command: a.command, state: a.state, reason } });
+  }
+
+  /** The sandbox working on `vault`, a live one before a destroyed one, the newest first; undefined outside any sandbox. */
+  sandboxOf(vault: string): { id: string; tenant: string | null } | undefined {
+    return this.store.db.get<{ id: string; tenant: string | null }>("SELECT id, tenant FROM sandboxes WHERE vault = ? ORDER BY state = 'destroyed', rowid DESC LIMIT 1", vault);
   }
 
   create(vault: string, command: string, request: Record<string, unknown>, decision: Record<string, unknown> & { reason: string }, ttlMs = DEFAULT_APPROVAL_TTL_MS): Approval {
     const id = `apr_${randomBytes(8).toString('hex')}`;
     const now = this.store.now();
-    return this.store.write(this.caller, vault, { op: 'approval.request', target: id, details: { command, decision } }, () => {
+    const created = this.store.write(this.caller, vault, { op: 'approval.request', target: id, details: { command, decision } }, () => {
       this.store.db.run(
         'INSERT INTO approvals(id, vault, command, request, decision, reason, requester, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
         id, vault, command, JSON.stringify(request), JSON.stringify(decision), decision.reason, this.caller.actor, 'pending', now, now + ttlMs,
       );
       return this.get(id);
     });
+    this.publish('approval.requested', created, created.reason);
+    return created;
   }
 
   /** Pending approvals past their deadline become expired (audited) before anything reads them. */
   private expire(): void {
     const now = this.store.now();
     const stale = this.store.db.all<{ id: string; vault: string }>("SELECT id, vault FROM approvals WHERE state = 'pending' AND expires_at <= ?", now);
-    for (const s of stale)
-      this.store.write(this.caller, s.vault, { op: 'approval.expire', target: s.id }, () => {
-        this.store.db.run("UPDATE approvals SET state = 'expired' WHERE id = ? AND state = 'pending'", s.id);
+    for (const s of stale) {
+      const expired = this.store.write(this.caller, s.vault, { op: 'approval.expire', target: s.id }, () => {
+        return this.store.db.run("UPDATE approvals SET state = 'expired' WHERE id = ? AND state = 'pending'", s.id).changes > 0;
       });
+      if (expired) this.publish('approval.answered', this.get(s.id), 'its deadline passed');
+    }
   }
 
-  list(filter: { state?: ApprovalState; vault?: string } = {}): Approval[] {
+  /** Approvals, oldest first; a tenant's scope sees only those of its sandboxes' vaults. */
+  list(filter: { state?: ApprovalState; vault?: string } = {}, scope: Scope = OWNER): Approval[] {
     this.expire();
     const rows = this.store.db.all<ApprovalRow>(
-      'SELECT * FROM approvals WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR vault = ?2) ORDER BY created_at, id',
-      filter.state ?? null, filter.vault ?? null,
+      `SELECT * FROM approvals WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR vault = ?2) AND (?3 IS NULL OR ${TENANT_SEES.replace('?', '?3')}) ORDER BY created_at, id`,
+      filter.state ?? null, filter.vault ?? null, scope.tenant,
     );
     return rows.map(toApproval);
   }
 
-  get(id: string): Approval {
+  /** An approval by id; another tenant's answers APPROVAL_NOT_FOUND, like a missing one. */
+  get(id: string, scope: Scope = OWNER): Approval {
     if (typeof id !== 'string' || !ID.test(id)) throw new CorralError('INVALID_ARGUMENT', `'${String(id).slice(0, 40)}' is not an approval id (apr_ and 16 hex digits): see corral approvals list`, { id: String(id).slice(0, 40) });
-    const row = this.store.db.get<ApprovalRow>('SELECT * FROM approvals WHERE id = ?', id);
+    const row =
+      scope.tenant === null
+        ? this.store.db.get<ApprovalRow>('SELECT * FROM approvals WHERE id = ?', id)
+        : this.store.db.get<ApprovalRow>(`SELECT * FROM approvals WHERE id = ? AND ${TENANT_SEES}`, id, scope.tenant);
     if (!row) throw new CorralError('APPROVAL_NOT_FOUND', `no approval ${id}: see corral approvals list`, { id });
     return toApproval(row);
   }
 
-  approve(id: string, reason = ''): Approval {
-    return this.answer(id, 'approved', reason);
+  approve(id: string, reason = '', options: AnswerOptions = {}): Approval {
+    return this.answer(id, 'approved', reason, options);
   }
 
-  deny(id: string, reason = ''): Approval {
-    return this.answer(id, 'denied', reason);
+  deny(id: string, reason = '', options: AnswerOptions = {}): Approval {
+    return this.answer(id, 'denied', reason, options);
   }
 
-  private answer(id: string, state: 'approved' | 'denied', reason: string): Approval {
+  private answer(id: string, state: 'approved' | 'denied', reason: string, options: AnswerOptions): Approval {
+    const caller = options.caller ?? this.caller;
+    const scope = options.scope ?? OWNER;
     this.expire();
-    const current = this.get(id);
+    const current = this.get(id, scope);
     // Locally the agent and the person may be the same user: the record says so, for whoever audits.
-    const selfAnswered = current.requester === this.caller.actor;
-    return this.store.write(this.caller, current.vault, { op: state === 'approved' ? 'approval.approve' : 'approval.deny', target: id, details: { reason, command: current.command, requester: current.requester, selfAnswered } }, () => {
+    const selfAnswered = current.requester === caller.actor;
+    const answered = this.store.write(caller, current.vault, { op: state === 'approved' ? 'approval.approve' : 'approval.deny', target: id, details: { reason, command: current.command, requester: current.requester, selfAnswered } }, () => {
       const a = this.get(id);
       if (a.state !== 'pending') throw new CorralError('APPROVAL_NOT_PENDING', `approval ${id} is ${a.state}, not pending: nothing to answer`, { id, state: a.state });
-      this.store.db.run('UPDATE approvals SET state = ?, answered_by = ?, answered_at = ?, answer_reason = ? WHERE id = ?', state, this.caller.actor, this.store.now(), reason, id);
+      this.store.db.run('UPDATE approvals SET state = ?, answered_by = ?, answered_at = ?, answer_reason = ? WHERE id = ?', state, caller.actor, this.store.now(), reason, id);
       return this.get(id);
     });
+    this.publish('approval.answered', answered, reason);
+    return answered;
   }
 
   /** Marks an approved approval used (once): the exec it allowed is about to run. */
