@@ -16,9 +16,22 @@
 // passive copy inside bwrap as the command's parent, because bwrap's own init turns a command
 // killed by signal N into exit 128+N (the outer supervisor handles termination for both).
 //
+// With --pty COLSxROWS the command gets a pseudo-terminal instead of fds 0-2: this copy (the one
+// that is the command's parent: the outer one on the host backend, the passive one inside bwrap,
+// so the terminal lives on the sandbox's own devpts) opens it, sets its size, and the child makes
+// it its controlling terminal (setsid + TIOCSCTTY; bwrap's --new-session ran earlier, in another
+// process, so it takes nothing away) with TERM=xterm-256color unless TERM is set. This copy relays
+// its stdin to the terminal and the terminal to its stdout (stderr is merged, as in any terminal);
+// --pty-control-fd N reads lines "resize COLS ROWS" (TIOCSWINSZ: the command gets SIGWINCH).
+// EOF on stdin types the terminal's EOF character (^D) once, as a person pressing ^D would; the
+// terminal itself stays open until the command ends. Flow control is the pipes' own: one bounded
+// buffer each way, and the terminal is not read while output waits for the reader (the producer
+// then blocks on the full terminal). When the command has ended and its leftovers are killed, the
+// terminal is drained until it reports EIO (no writer left) before the exit status is reported.
+//
 // Usage: corral-run [--cgroup-procs FILE]... [--overlay LOWER UPPER WORK MERGED] [--chdir DIR]
 //                   [--rlimit NAME=VALUE]... [--grace-ms N] [--term-spare-child] [--status-fd N]
-//                   [--extra-fds N] [--passive] -- ARGV...
+//                   [--extra-fds N] [--passive] [--pty COLSxROWS [--pty-control-fd N]] -- ARGV...
 // The command keeps fds 0-2 and, with --extra-fds N, fds 4 .. 3+N; every other inherited fd is closed.
 // Status lines (fd given by --status-fd): "started PID", "exit CODE" | "signal NUM",
 // "rusage UTIME_US STIME_US MAXRSS_KB INBLOCK OUBLOCK", "opaque HEX(PATH)", "error TEXT", and
@@ -29,6 +42,7 @@
 #include <fcntl.h>
 #include <fts.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,12 +51,15 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -132,11 +149,6 @@ static void reap_all(pid_t child, int *child_status, int *child_done) {
       *child_done = 1;
     }
   }
-}
-
-static void on_term(int sig) {
-  (void)sig;
-  term_requested = 1;
 }
 
 static long now_ms(void) {
@@ -246,6 +258,176 @@ static void enter_overlay(const char *lower, const char *upper, const char *work
   if (mount("overlay", merged, "overlay", 0, opts) < 0) fail("mount overlay");
 }
 
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
+
+// The terminal relay: one bounded buffer each way, so nothing grows however fast either side is.
+struct term {
+  int master;      // -1: no terminal
+  int master_open; // 0 once the master reported EIO: no process holds the terminal any more
+  int in_fd;       // this process's stdin, -1 after EOF (or when input is no longer taken)
+  int ctl_fd;      // the control channel, -1 when none or closed
+  int out_broken;  // stdout failed (the reader went): output is read and dropped
+  int eof_pending; // stdin ended: type VEOF once the pending input is written
+  int saved_fl[2]; // fds 0 and 1's file status flags, restored at the end
+  size_t in_off, in_len, out_off, out_len, ctl_len;
+  char in[16384];
+  char out[65536];
+  char ctl[128];
+};
+
+// Opens a terminal pair of the current devpts (the sandbox's own inside bwrap) with the given size.
+// Both ends are close-on-exec and never become this process's controlling terminal.
+static int open_pty(unsigned cols, unsigned rows, int *slave) {
+  int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) return -1;
+  int unlock = 0;
+  if (ioctl(m, TIOCSPTLCK, &unlock) < 0) goto fail;
+  // TIOCGPTPEER opens the peer of this very master, whatever the mounts; a path is the fallback.
+  int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (s < 0) {
+    char name[64];
+    if (ptsname_r(m, name, sizeof name) != 0) goto fail;
+    s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) goto fail;
+  }
+  struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+  if (ioctl(m, TIOCSWINSZ, &ws) < 0) {
+    close(s);
+    goto fail;
+  }
+  *slave = s;
+  return m;
+fail:;
+  int saved = errno;
+  close(m);
+  errno = saved;
+  return -1;
+}
+
+static int set_nonblock(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  return fl;
+}
+
+static void control_line(struct term *t, char *line) {
+  unsigned cols, rows;
+  char extra;
+  if (sscanf(line, "resize %u %u %c", &cols, &rows, &extra) != 2) return;
+  if (cols < 1 || cols > 65535 || rows < 1 || rows > 65535) return;
+  struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+  ioctl(t->master, TIOCSWINSZ, &ws);
+}
+
+static void read_control(struct term *t) {
+  ssize_t n = read(t->ctl_fd, t->ctl + t->ctl_len, sizeof t->ctl - 1 - t->ctl_len);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    close(t->ctl_fd);
+    t->ctl_fd = -1;
+    return;
+  }
+  t->ctl_len += (size_t)n;
+  size_t start = 0;
+  for (size_t k = 0; k < t->ctl_len; k++) {
+    if (t->ctl[k] != '\n') continue;
+    t->ctl[k] = 0;
+    control_line(t, t->ctl + start);
+    start = k + 1;
+  }
+  memmove(t->ctl, t->ctl + start, t->ctl_len - start);
+  t->ctl_len -= start;
+  if (t->ctl_len == sizeof t->ctl - 1) t->ctl_len = 0; // a line that long is no command: drop it
+}
+
+// One round of waiting: for a signal (on `sfd`), and, with a terminal, for whatever the relay can
+// move next. Signals: TERM, INT and HUP set term_requested; CHLD only wakes the caller to reap.
+static void wait_step(struct term *t, int sfd, int timeout_ms) {
+  struct pollfd p[5];
+  int np = 0;
+  p[np++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+  int im = -1, io = -1, ii = -1, ic = -1;
+  if (t->master >= 0) {
+    short ev = 0;
+    // Read the terminal only when the last output is written: a reader that stops stops the command.
+    if (t->master_open && t->out_off == t->out_len) ev |= POLLIN;
+    if (t->master_open && (t->in_off < t->in_len || t->eof_pending)) ev |= POLLOUT;
+    // An fd with no events would still report POLLHUP at once, and spin: leave it out instead.
+    if (ev) {
+      im = np;
+      p[np++] = (struct pollfd){.fd = t->master, .events = ev};
+    }
+    if (t->out_off < t->out_len) {
+      io = np;
+      p[np++] = (struct pollfd){.fd = 1, .events = POLLOUT};
+    }
+    if (t->in_fd >= 0 && t->in_off == t->in_len && !t->eof_pending && t->master_open) {
+      ii = np;
+      p[np++] = (struct pollfd){.fd = t->in_fd, .events = POLLIN};
+    }
+    if (t->ctl_fd >= 0) {
+      ic = np;
+      p[np++] = (struct pollfd){.fd = t->ctl_fd, .events = POLLIN};
+    }
+  }
+  int r = poll(p, (nfds_t)np, timeout_ms);
+  if (r <= 0) return;
+  if (p[0].revents) {
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+      if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGHUP) term_requested = 1;
+  }
+  if (im >= 0 && p[im].revents) {
+    // No holder of the terminal is left to read input: drop it, or the hangup would be polled for ever.
+    if (p[im].revents & (POLLHUP | POLLERR)) {
+      t->in_off = t->in_len = 0;
+      t->eof_pending = 0;
+    }
+    if ((p[im].revents & (POLLIN | POLLHUP | POLLERR)) && t->out_off == t->out_len) {
+      ssize_t n = read(t->master, t->out, sizeof t->out);
+      if (n > 0) {
+        t->out_off = 0;
+        t->out_len = t->out_broken ? 0 : (size_t)n;
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        t->master_open = 0; // EIO: every holder of the terminal is gone
+      }
+    }
+    if ((p[im].revents & POLLOUT) && t->in_off < t->in_len) {
+      ssize_t n = write(t->master, t->in + t->in_off, t->in_len - t->in_off);
+      if (n > 0) t->in_off += (size_t)n;
+      else if (n < 0 && errno != EAGAIN && errno != EINTR) t->in_off = t->in_len;
+    }
+    if ((p[im].revents & POLLOUT) && t->in_off == t->in_len && t->eof_pending) {
+      struct termios tio;
+      char eof = tcgetattr(t->master, &tio) == 0 ? (char)tio.c_cc[VEOF] : 4;
+      ssize_t n = eof ? write(t->master, &eof, 1) : 1;
+      if (n == 1 || (n < 0 && errno != EAGAIN && errno != EINTR)) t->eof_pending = 0;
+    }
+  }
+  if (io >= 0 && p[io].revents) {
+    ssize_t n = write(1, t->out + t->out_off, t->out_len - t->out_off);
+    if (n > 0) t->out_off += (size_t)n;
+    else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+      t->out_broken = 1;
+      t->out_off = t->out_len = 0;
+    }
+    if (t->out_off == t->out_len) t->out_off = t->out_len = 0;
+  }
+  if (ii >= 0 && p[ii].revents) {
+    ssize_t n = read(t->in_fd, t->in, sizeof t->in);
+    if (n > 0) {
+      t->in_off = 0;
+      t->in_len = (size_t)n;
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      t->in_fd = -1;
+      t->eof_pending = 1;
+    }
+  }
+  if (ic >= 0 && p[ic].revents) read_control(t);
+}
+
 int main(int argc, char **argv) {
   const char *cgroup_procs[16];
   int ncgroups = 0;
@@ -260,6 +442,8 @@ int main(int argc, char **argv) {
   int spare_child = 0;
   int extra_fds = 0;
   int passive = 0;
+  unsigned pty_cols = 0, pty_rows = 0;
+  int pty_ctl = -1;
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
@@ -290,6 +474,15 @@ int main(int argc, char **argv) {
       spare_child = 1;
     } else if (!strcmp(a, "--passive")) {
       passive = 1;
+    } else if (!strcmp(a, "--pty") && i + 1 < argc) {
+      char extra;
+      if (sscanf(argv[++i], "%ux%u%c", &pty_cols, &pty_rows, &extra) != 2 || pty_cols < 1 || pty_cols > 65535 || pty_rows < 1 || pty_rows > 65535) {
+        fprintf(stderr, "corral-run: bad --pty %s (want COLSxROWS)\n", argv[i]);
+        return 125;
+      }
+    } else if (!strcmp(a, "--pty-control-fd") && i + 1 < argc) {
+      pty_ctl = atoi(argv[++i]);
+      fcntl(pty_ctl, F_SETFD, FD_CLOEXEC);
     } else if (!strcmp(a, "--status-fd") && i + 1 < argc) {
       status_fd = atoi(argv[++i]);
       fcntl(status_fd, F_SETFD, FD_CLOEXEC);
@@ -325,17 +518,44 @@ int main(int argc, char **argv) {
   sigaddset(&block, SIGHUP);
   sigaddset(&block, SIGCHLD);
   sigprocmask(SIG_BLOCK, &block, &old);
+  // The signals stay blocked and are read here, so one poll waits for them and for the terminal.
+  int sfd = signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) fail("signalfd");
+
+  static struct term term;
+  term.master = -1;
+  term.in_fd = -1;
+  term.ctl_fd = -1;
+  int slave = -1;
+  if (pty_cols) {
+    term.master = open_pty(pty_cols, pty_rows, &slave);
+    if (term.master < 0) fail("open a pseudo-terminal");
+    term.master_open = 1;
+    term.ctl_fd = pty_ctl;
+  } else if (pty_ctl >= 0) {
+    close(pty_ctl);
+  }
 
   pid_t child = fork();
   if (child < 0) fail("fork");
   if (child == 0) {
     sigprocmask(SIG_SETMASK, &old, NULL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setsid();
+    if (slave >= 0) {
+      // The new session's controlling terminal; then it is the command's stdin, stdout and stderr.
+      if (ioctl(slave, TIOCSCTTY, 0) < 0) {
+        dprintf(2, "corral-run: cannot make the pseudo-terminal the controlling terminal: %s\n", strerror(errno));
+        _exit(125);
+      }
+      for (int fd = 0; fd < 3; fd++)
+        if (dup2(slave, fd) < 0) _exit(125);
+      setenv("TERM", "xterm-256color", 0);
+    }
     // Only stdio and the fds meant for the command (4 .. 3+extra_fds: bwrap's seccomp program) go
     // through: any other descriptor this process inherited would reach into the host.
     if (status_fd >= 0) close(status_fd);
     close_inherited(extra_fds);
-    setsid();
     for (int k = 0; k < nlimits; k++) {
       struct rlimit rl = {limits[k].value, limits[k].value};
       struct rlimit cur;
@@ -357,57 +577,66 @@ int main(int argc, char **argv) {
   // The passive copy runs beside the command, as the same user: not dumpable, so the command cannot
   // reach its status fd (through /proc/PID/fd or pidfd_getfd) and forge how it ended.
   if (passive) prctl(PR_SET_DUMPABLE, 0);
-
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_term;
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGHUP, &sa, NULL);
-  sa.sa_handler = SIG_DFL;
-  sigaction(SIGCHLD, &sa, NULL);
-  sigset_t waitmask;
-  sigemptyset(&waitmask);
+  if (term.master >= 0) {
+    close(slave); // the child holds it: the master reads EIO once every holder is gone
+    signal(SIGPIPE, SIG_IGN); // a reader that went is an EPIPE, handled; the child got the default
+    term.in_fd = 0;
+    term.saved_fl[0] = set_nonblock(0);
+    term.saved_fl[1] = set_nonblock(1);
+    set_nonblock(term.master);
+    if (term.ctl_fd >= 0) set_nonblock(term.ctl_fd);
+  }
 
   int child_status = 0, child_done = 0;
-  long kill_at = -1;
+  long kill_at = -1, term_at = -1;
   while (!child_done) {
     reap_all(child, &child_status, &child_done);
     if (child_done) break;
     if (term_requested && kill_at < 0 && !passive) {
       int orphaned = getppid() != parent || parent == 1;
       signal_tree(orphaned ? SIGKILL : SIGTERM, orphaned || !spare_child ? 0 : child);
-      kill_at = orphaned ? now_ms() : now_ms() + grace_ms;
+      term_at = now_ms();
+      kill_at = orphaned ? term_at : term_at + grace_ms;
     }
     if (kill_at >= 0 && now_ms() >= kill_at) {
       signal_tree(SIGKILL, 0);
       kill_at = now_ms() + 1000000;
     }
-    // Wait for a child or a signal; a short timeout keeps the grace clock honest.
-    struct timespec ts = {0, kill_at >= 0 ? 20000000L : 200000000L};
-    sigset_t wanted;
-    sigemptyset(&wanted);
-    sigaddset(&wanted, SIGCHLD);
-    sigaddset(&wanted, SIGTERM);
-    sigaddset(&wanted, SIGINT);
-    sigaddset(&wanted, SIGHUP);
-    int sig = sigtimedwait(&wanted, NULL, &ts);
-    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) term_requested = 1;
+    // Wait for a child, a signal or the terminal; a short timeout keeps the grace clock honest.
+    wait_step(&term, sfd, kill_at >= 0 ? 20 : 200);
   }
 
   // The command is over: nothing it started may outlive it. Wait on SIGCHLD, not a fixed sleep:
-  // a pid namespace's init is reparented here and dies a moment after bwrap.
-  sigset_t chld;
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
+  // a pid namespace's init is reparented here and dies a moment after bwrap. The terminal keeps
+  // being relayed meanwhile, but takes no more input.
+  term.in_fd = -1;
+  term.in_off = term.in_len = 0;
+  term.eof_pending = 0;
   for (int round = 0; round < 5000; round++) {
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
     if (signal_tree(SIGKILL, 0) == 0) break;
-    struct timespec ts = {0, 2000000L};
-    sigtimedwait(&chld, NULL, &ts);
+    wait_step(&term, sfd, 2);
   }
   while (waitpid(-1, NULL, WNOHANG) > 0) {
+  }
+
+  // Trailing output first: drain the terminal until no holder is left (EIO) and its last bytes
+  // are written, so the reader has them all before the exit status. A reader that does not read
+  // holds this up, unless a termination's grace is over (the outer copy; the passive one is killed).
+  if (term.master >= 0) {
+    long idle_since = now_ms();
+    while ((term.master_open || term.out_off < term.out_len) && !term.out_broken) {
+      if (!passive && term_requested && term_at >= 0 && now_ms() >= term_at + grace_ms) break;
+      size_t before = term.out_len;
+      int was_open = term.master_open;
+      wait_step(&term, sfd, 200);
+      if (term.out_len != before || term.master_open != was_open || term.out_off < term.out_len) idle_since = now_ms();
+      // The master stays silent but not closed only when a process out of the tree holds the terminal.
+      else if (now_ms() - idle_since > 1000) break;
+    }
+    for (int fd = 0; fd < 2; fd++)
+      if (term.saved_fl[fd] >= 0) fcntl(fd, F_SETFL, term.saved_fl[fd]);
   }
 
   if (WIFSIGNALED(child_status)) report("signal %d", WTERMSIG(child_status));

@@ -48,8 +48,11 @@ export interface ExecResult {
   timedOut: boolean;
   oomKilled: boolean;
   truncated: boolean;
+  /** With tty: the terminal's output (stderr merged into it, as in any terminal), and stderr is empty. */
   stdout: string;
   stderr: string;
+  /** Present (true) when the command ran on a pseudo-terminal. */
+  tty?: boolean;
   /** 'utf8' unless the output was not valid UTF-8, then 'base64'. */
   encoding: 'utf8' | 'base64';
   durationMs: number;

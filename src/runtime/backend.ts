@@ -1,7 +1,9 @@
 // The one interface every isolation technology implements (host, namespace; later oci, vm, remote),
 // and the registry that picks one by name or by capability.
 import { CorralError } from '../protocol/errors.ts';
+import type { TerminalSize } from '../protocol/terminal-size.ts';
 import type { ExecEvent, StdinSource } from './supervisor.ts';
+import type { TerminalControl } from './terminal-control.ts';
 
 export type BackendName = 'host' | 'namespace';
 export const backendNames: readonly BackendName[] = ['host', 'namespace'];
@@ -16,6 +18,8 @@ export interface Capabilities {
   /** How the workspace's changes are caught: an overlay upper dir, or a stat index of the checkout. */
   changeDetection: 'overlay' | 'stat-index';
   snapshots: boolean;
+  /** Whether an exec can get a pseudo-terminal (ExecSpec.tty); absent means no. */
+  pty?: boolean;
   profiles: string[];
   notes: string[];
 }
@@ -46,6 +50,10 @@ export interface ExecSpec {
   cwd: string;
   env: Record<string, string>;
   stdin?: StdinSource;
+  /** A pseudo-terminal of this size as the command's stdin, stdout and stderr (output arrives as stdout). */
+  tty?: TerminalSize;
+  /** With tty: called once the command runs, with the handle to type into, resize and pause the terminal. */
+  onTerminal?: (t: TerminalControl) => void;
   timeoutMs: number;
   graceMs: number;
   outputCap: number;

@@ -3,6 +3,7 @@
 // the workspace is the one writable host path; /tmp is a private, size-bounded tmpfs.
 import { posix } from 'node:path';
 import { CorralError } from '../protocol/errors.ts';
+import { terminalSizeProblem } from '../protocol/terminal-size.ts';
 
 export interface BwrapSpec {
   /** Host directory mounted at /workspace (absolute). */
@@ -26,17 +27,19 @@ export interface BwrapSpec {
   uid?: number;
   gid?: number;
   /**
-   * Default true: setsid() so the command cannot reach the caller's terminal. A PTY exec sets it
-   * false to keep job control; the seccomp filter still refuses TIOCSTI/TIOCLINUX.
+   * Default true: setsid() so the command cannot reach the caller's terminal. A PTY exec keeps it:
+   * the terminal is made inside by the passive supervisor (init.pty), whose child starts its own
+   * session on it, after bwrap's setsid; the seccomp filter refuses TIOCSTI/TIOCLINUX either way.
    */
   newSession?: boolean;
   /** Further host paths shown read-only at the same place (e.g. /opt/toolchain), when present. */
   extraReadOnly?: string[];
   /**
    * The supervisor binary, run passively inside the sandbox as the command's parent so the command's
-   * real exit status (a signal, not bwrap's 128+N) is reported on `statusFd`.
+   * real exit status (a signal, not bwrap's 128+N) is reported on `statusFd`. With `pty` it also
+   * makes the command's pseudo-terminal and reads resizes from `pty.controlFd` (corral-run --pty).
    */
-  init?: { path: string; statusFd: number };
+  init?: { path: string; statusFd: number; pty?: { cols: number; rows: number; controlFd: number } };
 }
 
 /** Where the sandbox sees the passive supervisor. */
@@ -99,6 +102,13 @@ export function buildBwrapArgs(spec: BwrapSpec): string[] {
   if (spec.init) checkHostPath('the supervisor', spec.init.path);
   if (spec.init && !(Number.isInteger(spec.init.statusFd) && spec.init.statusFd >= 3 && spec.init.statusFd !== spec.seccompFd))
     throw invalid(`the supervisor's status fd must be 3 or more and not the seccomp fd, got ${spec.init.statusFd}`, { statusFd: spec.init.statusFd });
+  const pty = spec.init?.pty;
+  if (pty) {
+    const problem = terminalSizeProblem({ cols: pty.cols, rows: pty.rows });
+    if (problem) throw invalid(problem, { cols: pty.cols, rows: pty.rows });
+    if (!(Number.isInteger(pty.controlFd) && pty.controlFd >= 3 && pty.controlFd !== spec.seccompFd && pty.controlFd !== spec.init!.statusFd))
+      throw invalid(`the terminal's control fd must be 3 or more and neither the seccomp nor the status fd, got ${pty.controlFd}`, { controlFd: pty.controlFd });
+  }
   if (spec.seccompFd !== undefined && !(Number.isInteger(spec.seccompFd) && spec.seccompFd >= 3))
     throw invalid(`the seccomp fd must be 3 or more (0-2 are stdio), got ${spec.seccompFd}`, { seccompFd: spec.seccompFd });
   for (const p of spec.extraReadOnly ?? []) {
@@ -151,7 +161,10 @@ export function buildBwrapArgs(spec: BwrapSpec): string[] {
   args.push('--remount-ro', '/');
   if (spec.seccompFd !== undefined) args.push('--seccomp', String(spec.seccompFd));
   args.push('--chdir', cwd);
-  if (spec.init) args.push('--', SANDBOX_INIT, '--passive', '--status-fd', String(spec.init.statusFd), '--', ...spec.argv);
-  else args.push('--', ...spec.argv);
+  if (spec.init) {
+    args.push('--', SANDBOX_INIT, '--passive', '--status-fd', String(spec.init.statusFd));
+    if (pty) args.push('--pty', `${pty.cols}x${pty.rows}`, '--pty-control-fd', String(pty.controlFd));
+    args.push('--', ...spec.argv);
+  } else args.push('--', ...spec.argv);
   return args;
 }

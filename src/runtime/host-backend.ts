@@ -48,6 +48,8 @@ export class HostBackend implements Backend {
       limits: { ...cg, wallTime: true, openFiles: true, fileSize: true, tmpSize: false },
       changeDetection: 'stat-index',
       snapshots: true,
+      // The supervisor, the command's parent, makes the terminal on the host's devpts.
+      pty: available,
       profiles: [],
       notes: [
         'no isolation: the command runs as you, in the vault\'s checkout, and can read and write anything you can; the policy is the only guard',

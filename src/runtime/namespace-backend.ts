@@ -10,7 +10,7 @@ import { detectCgroups, type CgroupLayout } from './cgroups.ts';
 import { cgroupLimits } from './host-backend.ts';
 import { buildSeccompFilter } from './seccomp-filter.ts';
 import { removeScratch, SupervisedSandbox, type Launch } from './supervised-sandbox.ts';
-import { innerStatusFd, runSupervised, scratchRoot, supervisorAvailable, supervisorPath } from './supervisor.ts';
+import { innerStatusFd, runSupervised, scratchRoot, supervisorAvailable, supervisorPath, terminalControlFd } from './supervisor.ts';
 
 export const DEFAULT_TMP_SIZE = 64 * 1024 * 1024;
 /** bwrap gets the seccomp program on this fd (the supervisor's first extra fd). */
@@ -52,9 +52,12 @@ class NamespaceSandbox extends SupervisedSandbox {
     const cwd = exec.cwd === '/' ? SANDBOX_WORKSPACE : SANDBOX_WORKSPACE + exec.cwd;
     // The supervisor also runs inside, passively, as the command's parent: it reports the command's
     // own end (bwrap's init would turn a signal into exit 128+N, and a missing program into exit 1).
-    const init = { path: supervisorPath(), statusFd: innerStatusFd(1) };
+    // With a terminal, the passive supervisor makes it inside, so it lives on the sandbox's devpts;
+    // its control pipe comes through bwrap on the fd after the inner status fd.
+    const pty = exec.tty ? { cols: exec.tty.cols, rows: exec.tty.rows, controlFd: terminalControlFd(1, true) } : undefined;
+    const init = { path: supervisorPath(), statusFd: innerStatusFd(1), ...(pty ? { pty } : {}) };
     const common = { cwd, argv: exec.argv, env: exec.env, network: this.spec.network, tmpSizeBytes: limits.tmpSizeBytes ?? DEFAULT_TMP_SIZE, seccompFd: SECCOMP_FD, init };
-    const launch = { extraFds: [this.seccomp], termSpareChild: true, innerStatus: true };
+    const launch = { extraFds: [this.seccomp], termSpareChild: true, innerStatus: true, terminalInside: pty !== undefined };
     if (this.spec.readonly) return { ...launch, argv: [this.bwrap, ...buildBwrapArgs({ ...common, workspace: this.spec.checkout, readonly: true })] };
     const overlay = { lower: this.spec.checkout, upper: join(scratch, 'upper'), work: join(scratch, 'work'), merged: join(scratch, 'merged') };
     for (const d of [overlay.upper, overlay.work, overlay.merged]) mkdirSync(d);
@@ -89,6 +92,8 @@ export class NamespaceBackend implements Backend {
         limits: { ...cg, wallTime: true, openFiles: true, fileSize: true, tmpSize: true },
         changeDetection: 'overlay',
         snapshots: true,
+        // The passive supervisor inside makes the terminal on the sandbox's own devpts (bwrap --dev).
+        pty: reason === undefined,
         profiles: [],
         notes: [
           'bubblewrap: new user, pid, ipc, uts, cgroup, mount and network namespaces; read-only system directories only; seccomp filter; no capabilities',

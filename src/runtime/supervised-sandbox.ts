@@ -22,6 +22,8 @@ export interface Launch {
   termSpareChild?: boolean;
   /** See SupervisedSpec.innerStatus (a passive supervisor inside bwrap). */
   innerStatus?: boolean;
+  /** The exec's terminal is made inside the sandbox, by the passive supervisor (its argv says so). */
+  terminalInside?: boolean;
 }
 
 /**
@@ -143,6 +145,8 @@ export abstract class SupervisedSandbox implements Sandbox {
 
   async exec(exec: ExecSpec): Promise<RunResult> {
     if (this.destroyed) throw new CorralError('EXEC_FAILED', `sandbox ${this.id} was destroyed`, { sandbox: this.id });
+    if (exec.tty && !this.capabilities.pty)
+      throw new CorralError('BACKEND_UNAVAILABLE', `the ${this.backend} backend cannot give a command a terminal here: run it without tty, or pick another backend (corral doctor)`, { backend: this.backend });
     const limits = { ...this.spec.limits, ...exec.limits };
     const warnings: string[] = [];
     const missing = unenforceable(this.capabilities, limits);
@@ -186,6 +190,7 @@ export abstract class SupervisedSandbox implements Sandbox {
         graceMs: exec.graceMs,
         termSpareChild: launch.termSpareChild,
         innerStatus: launch.innerStatus,
+        terminal: exec.tty ? { cols: exec.tty.cols, rows: exec.tty.rows, inside: Boolean(launch.terminalInside), onTerminal: exec.onTerminal } : undefined,
         outputCap: exec.outputCap,
         heartbeatMs: exec.heartbeatMs,
         signal: exec.signal,

@@ -5,9 +5,11 @@ import { spawn } from 'node:child_process';
 import { chmodSync, createReadStream, existsSync, lstatSync, mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { CorralError } from '../protocol/errors.ts';
+import type { TerminalSize } from '../protocol/terminal-size.ts';
 import { OutputCapture } from './output-capture.ts';
+import { checkTerminalSize, PipeTerminal, type TerminalControl } from './terminal-control.ts';
 
 export type RlimitName = 'NOFILE' | 'FSIZE' | 'CORE' | 'NPROC' | 'AS' | 'CPU';
 
@@ -49,6 +51,14 @@ export interface SupervisedSpec {
    * extra fds (see innerStatusFd): preferred to what the outer one saw (bwrap's 128+N).
    */
   innerStatus?: boolean;
+  /**
+   * A pseudo-terminal instead of stdio pipes: the command's stdin, stdout and stderr are the
+   * terminal, its output arrives as stdout (stderr carries only the supervisor's own diagnostics).
+   * The supervisor that is the command's parent makes it: this one, or with `inside` a passive one
+   * inside the sandbox whose arguments already carry `--pty` and `--pty-control-fd` (the fd is
+   * terminalControlFd(): Node serves the control pipe there and passes it through as an extra fd).
+   */
+  terminal?: TerminalSize & { inside?: boolean; onTerminal?: (t: TerminalControl) => void };
   /** Per stream. */
   outputCap: number;
   heartbeatMs?: number;
@@ -90,8 +100,17 @@ export const MAX_GRACE_MS = 60_000;
 /** How long output already written may take to arrive once the supervisor has exited. */
 const DRAIN_MS = 100;
 
+/** The fd of a terminal's control pipe: after the extra fds and the inner status fd. */
+export function terminalControlFd(extraFds: number, innerStatus: boolean): number {
+  return 4 + extraFds + (innerStatus ? 1 : 0);
+}
+
 export function supervisorArgs(spec: SupervisedSpec): string[] {
-  const args: string[] = ['--status-fd', '3', '--grace-ms', String(graceOf(spec)), '--extra-fds', String((spec.extraFds?.length ?? 0) + (spec.innerStatus ? 1 : 0))];
+  const extra = spec.extraFds?.length ?? 0;
+  const passed = extra + (spec.innerStatus ? 1 : 0) + (spec.terminal?.inside ? 1 : 0);
+  const args: string[] = ['--status-fd', '3', '--grace-ms', String(graceOf(spec)), '--extra-fds', String(passed)];
+  if (spec.terminal && !spec.terminal.inside)
+    args.push('--pty', `${spec.terminal.cols}x${spec.terminal.rows}`, '--pty-control-fd', String(terminalControlFd(extra, Boolean(spec.innerStatus))));
   if (spec.termSpareChild) args.push('--term-spare-child');
   for (const f of spec.cgroupProcs ?? []) args.push('--cgroup-procs', f);
   if (spec.overlay) args.push('--overlay', spec.overlay.lower, spec.overlay.upper, spec.overlay.work, spec.overlay.merged);
@@ -133,15 +152,31 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
   const helper = supervisorPath();
   if (!existsSync(helper))
     return Promise.reject(new CorralError('BACKEND_UNAVAILABLE', `the exec supervisor ${helper} is missing: run \`make setup\` (it needs a C compiler: apt-get install gcc)`, { helper }));
+  if (spec.terminal) {
+    try {
+      checkTerminalSize({ cols: spec.terminal.cols, rows: spec.terminal.rows });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
   return new Promise((resolvePromise, reject) => {
     const startedAt = Date.now();
     const t0 = performance.now();
     const extra = spec.extraFds ?? [];
+    const tty = spec.terminal;
     const child = spawn(helper, supervisorArgs(spec), {
       env: spec.env,
-      // No input: /dev/null rather than a pipe to close (one socketpair less per exec).
-      stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', ...extra.map(() => 'pipe' as const), ...(spec.innerStatus ? ['pipe' as const] : [])],
+      // No input: /dev/null rather than a pipe to close (one socketpair less per exec). A terminal
+      // always has an input pipe (its TerminalControl writes to it) and a control pipe.
+      stdio: [spec.stdin === undefined && !tty ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', ...extra.map(() => 'pipe' as const), ...(spec.innerStatus ? ['pipe' as const] : []), ...(tty ? ['pipe' as const] : [])],
     });
+    let terminal: PipeTerminal | undefined;
+    if (tty) {
+      const control = child.stdio[terminalControlFd(extra.length, Boolean(spec.innerStatus))] as Writable;
+      control.on('error', () => undefined); // the supervisor may be gone
+      child.stdin!.on('error', () => undefined);
+      terminal = new PipeTerminal({ input: child.stdin!, control, output: child.stdout! }, tty);
+    }
     let inner = '';
     if (spec.innerStatus) {
       const pipe = child.stdio[innerStatusFd(extra.length)] as Readable;
@@ -158,6 +193,8 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
     const timers: NodeJS.Timeout[] = [];
 
     const terminate = (): void => {
+      // A reader that paused the terminal must not hold up the end: the rest of the output flows.
+      terminal?.close();
       child.kill('SIGTERM');
       // Backstop: the supervisor kills its tree itself; if it does not end, it is killed too.
       const backstop = setTimeout(() => child.kill('SIGKILL'), graceOf(spec) + 3000);
@@ -208,6 +245,7 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
       const started = /^started (\d+)$/m.exec(status);
       if (!started) return;
       commandPid = Number(started[1]);
+      if (terminal && tty?.onTerminal && !terminal.closed) tty.onTerminal(terminal);
       emit({ type: 'started', pid: commandPid, supervisorPid: child.pid! });
       flushEarly();
     });
@@ -217,6 +255,7 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
       pipe.end(data);
     });
     const input = spec.stdin;
+    // With a terminal, given input is typed first; its end is the terminal's EOF (^D).
     if (input !== undefined) {
       const stdinPipe = child.stdin!;
       stdinPipe.on('error', () => undefined); // the command may exit without reading its input
@@ -237,7 +276,8 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
       let seen = -1;
       const check = (): void => {
         const now = received;
-        if (now !== seen) {
+        // A paused terminal holds its output back on purpose (the supervisor waits for the reader).
+        if (now !== seen || terminal?.paused) {
           seen = now;
           const t = setTimeout(check, DRAIN_MS);
           t.unref();
@@ -253,6 +293,7 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
     });
     child.on('close', (code, sig) => {
       for (const t of timers) clearTimeout(t);
+      terminal?.close();
       flushEarly();
       spec.signal?.removeEventListener('abort', onAbort);
       const lines = status.split('\n');
