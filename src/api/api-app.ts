@@ -7,8 +7,10 @@ import { accessLogMiddleware, bodyLimitMiddleware, DEFAULT_BODY_LIMIT, requestId
 import type { ApiEnv, ApiLogger, BackendsView } from './api-types.ts';
 import { RouteDocs, registerOpenApiRoute } from './openapi.ts';
 import { registerSystemRoutes } from './system-routes.ts';
-import { registerSandboxRoutes, type SandboxesView } from './sandbox-routes.ts';
+import { registerLifecycleRoutes, registerSandboxRoutes, type LifecycleView, type SandboxesView } from './sandbox-routes.ts';
+import { registerEventRoutes, type EventRouteOptions, type EventsView } from './event-routes.ts';
 import { registerExecRoutes, type ExecsView } from './exec-routes.ts';
+import { registerProcessRoutes, type ProcessesView } from './process-routes.ts';
 import type { ExecSessions } from '../services/exec-sessions.ts';
 import { isRawBodyRoute, registerFileRoutes, type FileRouteOptions, type SandboxFilesView } from './file-routes.ts';
 import { registerApprovalRoutes, type ApprovalsView } from './approval-routes.ts';
@@ -16,7 +18,7 @@ import { registerMetricsRoute, type CorralMetrics } from './metrics.ts';
 
 export interface ApiDeps {
   /** The opened Corral (or any object with the same `exec.backends`; the sandbox and exec routes are served when it has `sandboxes` and `execs`). */
-  corral: { exec: { backends: BackendsView }; sandboxes?: SandboxesView; execs?: ExecsView & Pick<ExecSessions, 'destroySandbox'>; sandboxFiles?: SandboxFilesView; approvals?: ApprovalsView };
+  corral: { exec: { backends: BackendsView }; sandboxes?: SandboxesView; execs?: ExecsView & Pick<ExecSessions, 'destroySandbox' | 'output'>; processes?: ProcessesView; sandboxFiles?: SandboxFilesView; approvals?: ApprovalsView; lifecycle?: LifecycleView; events?: EventsView['events'] };
   logger: ApiLogger;
   /** The Corral version the daemon reports. */
   version: string;
@@ -28,6 +30,8 @@ export interface ApiDeps {
   auth?: AuthDeps;
   /** Limits of the file routes (their uploads are not under bodyLimit). */
   files?: Omit<FileRouteOptions, 'logger'>;
+  /** Event stream options (keepalive interval, backlog bound). */
+  events?: EventRouteOptions;
   /** The daemon's metrics: GET /metrics, HTTP request counts, and `streamBytes` for the streaming routes. */
   metrics?: CorralMetrics;
 }
@@ -47,8 +51,11 @@ export function createApi(deps: ApiDeps): ApiApp {
 
   registerSystemRoutes(app, docs, { backends: deps.corral.exec.backends, version: deps.version, startedAt: deps.startedAt ?? Date.now() });
   if (deps.corral.sandboxes && deps.corral.execs) {
-    registerSandboxRoutes(app, docs, deps.corral.sandboxes, deps.corral.execs);
+    registerSandboxRoutes(app, docs, deps.corral.sandboxes, deps.corral.execs, deps.corral.lifecycle);
     registerExecRoutes(app, docs, deps.corral.execs);
+    if (deps.corral.processes) registerProcessRoutes(app, docs, deps.corral.processes, deps.corral.execs);
+    if (deps.corral.lifecycle) registerLifecycleRoutes(app, docs, deps.corral.lifecycle);
+    if (deps.corral.events) registerEventRoutes(app, docs, { events: deps.corral.events, sandboxes: deps.corral.sandboxes }, deps.events ?? {});
   }
   if (deps.corral.sandboxFiles) registerFileRoutes(app, docs, deps.corral.sandboxFiles, { ...deps.files, logger: deps.logger });
   if (deps.corral.approvals) registerApprovalRoutes(app, docs, deps.corral.approvals);

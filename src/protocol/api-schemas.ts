@@ -155,6 +155,13 @@ export const sandboxCreateSchema = z
       .optional()
       .describe(`Labels to filter by (keys: A-Z a-z 0-9 . _ / -, values: printable; at most ${sandboxBounds.maxLabels}).`),
     ttlSeconds: z.number().int().min(sandboxBounds.minTtlSeconds).max(sandboxBounds.maxTtlSeconds).optional().describe('Lifetime in seconds (1 to 7 days; default: none). An expired sandbox is destroyed.'),
+    idleTimeoutSeconds: z
+      .number()
+      .int()
+      .min(sandboxBounds.minTtlSeconds)
+      .max(sandboxBounds.maxTtlSeconds)
+      .optional()
+      .describe('Auto-stop: after this many seconds without a running exec the sandbox is paused (1 to 7 days; default: never). POST /v1/sandboxes/{id}/resume makes it ready again.'),
   })
   .strict()
   .describe('What a new sandbox works on and how its commands run.');
@@ -179,6 +186,8 @@ export const sandboxSchema = z
     labels: z.record(z.string(), z.string()),
     createdAt: z.string().describe('ISO 8601 time.'),
     expiresAt: z.string().nullable().describe('ISO 8601 time, or null without a TTL.'),
+    idleTimeoutSeconds: z.number().int().nullable().describe('Seconds without a running exec before the sandbox is paused; null: never.'),
+    lastActiveAt: z.string().describe('ISO 8601 time of the last activity (an exec starting or ending, a resume; else the creation): the idle timeout counts from it.'),
   })
   .strict();
 export type Sandbox = z.infer<typeof sandboxSchema>;
@@ -451,6 +460,137 @@ export const approvalDenySchema = z
   .strict()
   .describe('Deny a pending approval, with a reason.');
 
+// ---- sandbox lifecycle -----------------------------------------------------------------------
+
+export const sandboxExtendSchema = z
+  .object({
+    ttlSeconds: z.number().int().min(sandboxBounds.minTtlSeconds).max(sandboxBounds.maxTtlSeconds).describe('The new lifetime, counted from now (1 to 7 days).'),
+  })
+  .strict()
+  .describe('A new lifetime for the sandbox: it expires ttlSeconds from now (a sandbox without a TTL gets one).');
+
+export const emptyBodySchema = z.object({}).strict().describe('No fields: the body may be empty or {}.');
+
+// Printable text (tabs and newlines allowed): a message ends up in logs and on terminals.
+const checkpointMessageSchema = z.string().max(2000).regex(/^[^\u0000-\u0008\u000b-\u001f\u007f]*$/, 'a message must be printable text');
+
+export const checkpointCreateSchema = z
+  .object({
+    name: z.string().min(1).max(128).optional().describe("1-128 of A-Z a-z 0-9 _ - . :, not starting with '-' or '.', not HEAD (default: cp-<ISO time>)."),
+    message: checkpointMessageSchema.optional().describe('A note kept with the checkpoint (default empty).'),
+  })
+  .strict()
+  .describe("Save a checkpoint of the sandbox's vault; the body may be empty.");
+
+export const checkpointSchema = z
+  .object({
+    name: z.string(),
+    commit: z.string().describe('The commit it points to.'),
+    message: z.string(),
+    createdAt: z.string().describe('ISO 8601 time.'),
+  })
+  .strict()
+  .describe("A named pointer to a commit of the sandbox's vault.");
+export type CheckpointWire = z.infer<typeof checkpointSchema>;
+
+export const checkpointListSchema = z.object({ checkpoints: z.array(checkpointSchema).describe('Oldest first.') }).strict();
+export type CheckpointList = z.infer<typeof checkpointListSchema>;
+
+export const checkpointRestoreSchema = z
+  .object({ cancelExecs: z.boolean().optional().describe('Cancel running execs first (default false: a restore while execs run is 409 SANDBOX_STATE).') })
+  .strict()
+  .describe('Restore options; the body may be empty.');
+
+export const checkpointRestoreResultSchema = z
+  .object({
+    sandbox: z.string(),
+    checkpoint: z.string(),
+    commit: z.string().describe("The vault's new head: the checkpoint's files, as a commit on top of the state before."),
+    previous: z.string().describe('The head before the restore (restore it to undo).'),
+    restored: z.string().describe('The commit the checkpoint points to.'),
+    cancelled: z.array(z.string()).describe('Execs cancelled first (cancelExecs).'),
+  })
+  .strict();
+export type CheckpointRestoreResult = z.infer<typeof checkpointRestoreResultSchema>;
+
+// ---- events ----------------------------------------------------------------------------------
+
+export const eventTypes = [
+  'created',
+  'ready',
+  'paused',
+  'resumed',
+  'checkpointed',
+  'restored',
+  'expired',
+  'destroyed',
+  'exec.started',
+  'exec.exited',
+  'approval.requested',
+  'approval.answered',
+] as const;
+export const eventTypeSchema = z.enum(eventTypes).describe('What happened.');
+
+export const corralEventSchema = z
+  .object({
+    seq: z.number().int().positive().describe('Grows by one per event in this daemon (the SSE id: resume after it with Last-Event-ID).'),
+    type: eventTypeSchema,
+    at: z.string().describe('ISO 8601 time.'),
+    sandbox: z.string().nullable().describe('The sbx_ id concerned, or null (an approval outside any sandbox).'),
+    tenant: z.string().nullable().describe("The owning tenant; null: the machine's owner."),
+    data: z.record(z.string(), z.unknown()).describe('Per type: paused {reason, execs, processes}, resumed {execs, processes}, checkpointed {checkpoint, commit}, restored {checkpoint, commit, previous, cancelled}, exec.started {exec, background}, exec.exited {exec, status, exitCode, ...}, destroyed {vaultDeleted}.'),
+  })
+  .strict()
+  .describe('One event of the stream (event: <type>, id: <seq>, data: this JSON).');
+export type CorralEventWire = z.infer<typeof corralEventSchema>;
+
+export const eventResetSchema = z
+  .object({
+    requested: z.number().int().nonnegative().describe('The seq the client asked to resume after.'),
+    oldestSeq: z.number().int().positive().nullable().describe('The oldest event the daemon still keeps (replayed next), or null when it keeps none.'),
+    lastSeq: z.number().int().nonnegative().describe("The daemon's latest seq."),
+    reason: z.string().describe('Why the stream cannot resume exactly: events were dropped from the ring, or the daemon restarted.'),
+  })
+  .strict()
+  .describe('The data of `event: reset`: some events after the requested seq are lost; what is kept follows.');
+
+// ---- processes -------------------------------------------------------------------------------
+
+export const processSpecSchema = z
+  .object({
+    name: z.string().min(1).max(64).describe('Unique among the sandbox\'s processes (like a vault name).'),
+    argv: z.array(z.string()).min(1).max(65536).optional().describe('The program and its arguments. Exactly one of argv and shell.'),
+    shell: z.string().min(1).optional().describe('A shell string, run as bash -c.'),
+    cwd: z.string().max(4096).optional(),
+    env: envSchema.optional(),
+    timeoutMs: z.number().int().positive().max(86_400_000).optional().describe('Wall-clock limit of one run (default 1 day).'),
+    restart: z.enum(['no', 'on-failure']).optional().describe('Restart a run that failed (non-zero exit, signal), with backoff (default no).'),
+    maxRestarts: z.number().int().min(0).max(1000).optional().describe('With on-failure: at most this many restarts (default 3).'),
+  })
+  .strict();
+
+export const processInfoSchema = z
+  .object({
+    id: z.string(),
+    sandbox: z.string(),
+    name: z.string(),
+    state: z.enum(['running', 'restarting', 'exited', 'failed', 'stopped', 'removed']),
+    restart: z.enum(['no', 'on-failure']),
+    maxRestarts: z.number().int(),
+    restarts: z.number().int(),
+    exec: z.string().nullable().describe('The exec of the current (or last) run.'),
+    pid: z.number().int().nullable(),
+    exitCode: z.number().int().nullable(),
+    command: z.object({ argv: z.array(z.string()).nullable(), shell: z.string().nullable(), cwd: z.string().nullable() }).strict(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .strict();
+export type ProcessInfoWire = z.infer<typeof processInfoSchema>;
+export const processListSchema = z.object({ processes: z.array(processInfoSchema) }).strict();
+export type ProcessList = z.infer<typeof processListSchema>;
+export const processStopSchema = z.object({ timeoutMs: z.number().int().min(0).max(600_000).optional().describe('How long SIGTERM may take before SIGKILL (default 10000).') }).strict();
+
 /** The named schemas of the OpenAPI document's components, by name. */
 export const apiSchemas = {
   ErrorEnvelope: errorEnvelopeSchema,
@@ -472,6 +612,10 @@ export const apiSchemas = {
   ExecWait: execWaitSchema,
   ExecStart: execStartSchema,
   ExecFrame: execFrameSchema,
+  ProcessSpec: processSpecSchema,
+  ProcessInfo: processInfoSchema,
+  ProcessList: processListSchema,
+  ProcessStop: processStopSchema,
   FileInfo: fileInfoSchema,
   FileList: fileListSchema,
   FileWriteResult: fileWriteResultSchema,
@@ -489,5 +633,14 @@ export const apiSchemas = {
   ApprovalList: approvalListSchema,
   ApprovalApprove: approvalApproveSchema,
   ApprovalDeny: approvalDenySchema,
+  SandboxExtend: sandboxExtendSchema,
+  EmptyBody: emptyBodySchema,
+  CheckpointCreate: checkpointCreateSchema,
+  Checkpoint: checkpointSchema,
+  CheckpointList: checkpointListSchema,
+  CheckpointRestore: checkpointRestoreSchema,
+  CheckpointRestoreResult: checkpointRestoreResultSchema,
+  CorralEvent: corralEventSchema,
+  EventReset: eventResetSchema,
 } as const;
 export type ApiSchemaName = keyof typeof apiSchemas;

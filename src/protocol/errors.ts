@@ -64,6 +64,16 @@ export const errorCodes = {
   PERMISSION_DENIED: { status: 403, exit: 2 },
   /** API: the exec is not in a state that allows this (e.g. stdin to an exec that ended). */
   EXEC_STATE: { status: 409, exit: 4 },
+  /** API keys: no key with this id (corral keys list shows them). */
+  KEY_NOT_FOUND: { status: 404, exit: 3 },
+  /** Daemon: `corral daemon start` could not start it, or it exited or did not answer (the message shows the log's last lines). */
+  DAEMON_START_FAILED: { status: 500, exit: 1 },
+  /** Files: the text an edit replaces does not occur in the file (matching is exact). */
+  EDIT_NO_MATCH: { status: 409, exit: 4 },
+  /** Files: the text an edit replaces occurs more than once and replaceAll was not set (details.matches is the count). */
+  EDIT_AMBIGUOUS: { status: 409, exit: 4 },
+  /** API: no process with this id in the caller's sandboxes (or it was removed). */
+  PROCESS_NOT_FOUND: { status: 404, exit: 3 },
   INTERNAL: { status: 500, exit: 1 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 

@@ -290,6 +290,14 @@ export class CheckoutService {
 
   // ---- warm checkouts and execs -------------------------------------------------------------
 
+  /** The vault's warm checkout when it is already at the head (nothing to sync); undefined otherwise. Reads only. */
+  currentWarm(vault: string): WarmCheckout | undefined {
+    const v = this.store.getVault(vault);
+    const row = this.store.db.get<CheckoutRow>(`${ROW_SQL} WHERE c.vault_id = ? AND c.kind = 'warm'`, v.id);
+    if (!row || row.base !== v.head || !lstatSync(row.dir, { throwIfNoEntry: false })?.isDirectory()) return undefined;
+    return { id: row.id, dir: row.dir, base: row.base, tree: this.store.getCommit(row.base).tree };
+  }
+
   /**
    * The vault's warm checkout, created or synced to the head (O(changes) since its base). Callers
    * must not run two of these (or a sync) for one vault at once, nor while it is an overlay's lower layer.

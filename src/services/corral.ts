@@ -17,7 +17,9 @@ import { SandboxService } from './sandbox-service.ts';
 import { EventBus } from './event-bus.ts';
 import { SandboxFiles } from './sandbox-files.ts';
 import { ExecSessions } from './exec-sessions.ts';
+import { ProcessService } from './process-service.ts';
 import { KeyService } from './key-service.ts';
+import { SandboxLifecycle } from './sandbox-lifecycle.ts';
 
 export interface CorralOptions extends StoreOptions {
   home?: string;
@@ -44,10 +46,14 @@ export class Corral {
   readonly events: EventBus;
   /** Execs in sandboxes as live objects: background, streaming, durable output, wait and kill. */
   readonly execs: ExecSessions;
+  /** Named long-running processes of sandboxes (runs are background execs), with restart policies and logs. */
+  readonly processes: ProcessService;
   /** API keys and tenants (their quotas). */
   readonly keys: KeyService;
   /** A sandbox's files (its vault) for the API: read, write, edit, list, tar down and up, watch. */
   readonly sandboxFiles: SandboxFiles;
+  /** Extend, pause and resume, checkpoints of sandboxes, and the daemon's sweep (TTL expiry, idle auto-stop). */
+  readonly lifecycle: SandboxLifecycle;
 
   constructor(options: CorralOptions) {
     this.caller = options.caller;
@@ -68,7 +74,9 @@ export class Corral {
     this.exec = new ExecService({ ...deps, checkouts: this.checkouts, checkpoints: this.checkpoints, approvals: this.approvals });
     this.sandboxes = new SandboxService({ ...deps, vaults: this.vaults, checkouts: this.checkouts, events: this.events });
     this.execs = new ExecSessions({ store: this.store, sandboxes: this.sandboxes, exec: this.exec, events: this.events });
+    this.processes = new ProcessService({ store: this.store, sandboxes: this.sandboxes, execs: this.execs });
     this.keys = new KeyService(deps);
+    this.lifecycle = new SandboxLifecycle({ store: this.store, sandboxes: this.sandboxes, execs: this.execs, checkpoints: this.checkpoints, events: this.events });
     this.sandboxFiles = new SandboxFiles({ store: this.store, sandboxes: this.sandboxes, files: this.files, transfer: this.transfer });
   }
 

@@ -16,14 +16,16 @@ import { HostBackend } from '../runtime/host-backend.ts';
 import { NamespaceBackend } from '../runtime/namespace-backend.ts';
 import { cleanupStaleResources } from '../runtime/supervised-sandbox.ts';
 import type { ExecEvent, StdinSource } from '../runtime/supervisor.ts';
+import type { TerminalControl } from '../runtime/terminal-control.ts';
+import { terminalSizeProblem, type TerminalSize } from '../protocol/terminal-size.ts';
 import { readUpperChanges } from '../runtime/overlay-changes.ts';
 import type { FsChangeSet } from '../runtime/fs-changes.ts';
 import type { ApprovalService } from './approval-service.ts';
-import type { CheckoutService, FileChange } from './checkout-service.ts';
+import type { CheckoutService, FileChange, WarmCheckout } from './checkout-service.ts';
 import type { CheckpointService } from './checkpoint-service.ts';
 import type { ServiceDeps } from './corral.ts';
 import { ExecStateMachine } from './exec-state.ts';
-import { VaultLocks, type ExclusiveLease } from './vault-locks.ts';
+import { VaultLocks, type ExclusiveLease, type SharedLease } from './vault-locks.ts';
 
 export const DEFAULT_TIMEOUT_MS = 300_000;
 export const DEFAULT_GRACE_MS = 2_000;
@@ -51,7 +53,16 @@ export interface ExecRequest {
   cwd?: string;
   /** Variables to add to the clean environment (PATH, HOME, TERM, LANG are set by Corral). */
   env?: Record<string, string>;
+  /** With tty: typed into the terminal first; its end types ^D (see TerminalControl.end). */
   stdin?: StdinSource;
+  /**
+   * A real pseudo-terminal of this size (1..1000 each) as the command's stdin, stdout and stderr,
+   * with TERM=xterm-256color unless env sets TERM. The result's stdout holds what the terminal
+   * showed (capped as usual) and stderr is empty.
+   */
+  tty?: TerminalSize;
+  /** With tty: called once the command runs, with the handle to type into, resize, end and pause the terminal. */
+  onTerminal?: (t: TerminalControl) => void;
   backend?: BackendName | 'auto';
   /** A preset name or a policy file (default: workstation). */
   policy?: string;
@@ -78,9 +89,9 @@ export interface ExecRequest {
 }
 
 /** What an approval keeps of a request, to run it later. */
-type StoredRequest = Omit<ExecRequest, 'id' | 'stdin' | 'onEvent' | 'signal' | 'resume' | 'approvalWaitMs' | 'heartbeatMs'>;
+type StoredRequest = Omit<ExecRequest, 'id' | 'stdin' | 'onEvent' | 'onTerminal' | 'signal' | 'resume' | 'approvalWaitMs' | 'heartbeatMs'>;
 
-const storedKeys = ['vault', 'argv', 'shell', 'cwd', 'env', 'backend', 'policy', 'timeoutMs', 'graceMs', 'readonly', 'network', 'limits', 'bestEffort', 'checkpoint', 'onFailure', 'outputCap'] as const satisfies readonly (keyof StoredRequest)[];
+const storedKeys = ['vault', 'argv', 'shell', 'cwd', 'env', 'tty', 'backend', 'policy', 'timeoutMs', 'graceMs', 'readonly', 'network', 'limits', 'bestEffort', 'checkpoint', 'onFailure', 'outputCap'] as const satisfies readonly (keyof StoredRequest)[];
 
 /** The request's plain fields only: never a stream, a signal or a callback. */
 function storedRequest(req: StoredRequest): Record<string, unknown> {
@@ -220,6 +231,8 @@ export class ExecService {
       const policy = await loadPolicy(req.policy ?? 'workstation');
       const { backend, capabilities } = await this.backends.select(req.backend ?? 'auto');
       result.backend = backend.name;
+      if (req.tty && !capabilities.pty)
+        throw new CorralError('BACKEND_UNAVAILABLE', `the ${backend.name} backend cannot give a command a terminal here: run it without tty, or pick another backend (corral doctor)`, { backend: backend.name });
 
       // policy
       sm.to('policy');
@@ -268,25 +281,51 @@ export class ExecService {
       // Dirty: syncing, committing and host execs write into the checkout in place; if this process
       // dies meanwhile, the next holder is told (recovered) and rescans the checkout before trusting it.
       const lockKey = `warm:${vault.id}`;
-      const exclusive = await this.locks.exclusive(lockKey, { dirty: true });
-      releases.push(() => exclusive.release());
-      const warm = this.checkouts.warm(vault.name, { rescan: exclusive.recovered });
-      if (exclusive.recovered) {
-        exclusive.recoveredDone();
-        result.warnings.push('an earlier exec died while it held the vault\'s checkout: the checkout was checked and put back to the head first');
+      const checkpointing = decision.action === 'allow_with_checkpoint' && (req.checkpoint ?? 'auto') === 'auto' && !readonly;
+      // Overlay execs only read the checkout (their lower layer): when it is at the head already,
+      // a shared lease is enough and the exec runs beside others without waiting for them to end.
+      let fast: { warm: WarmCheckout; shared: SharedLease } | undefined;
+      let early: ExclusiveLease | null = null;
+      // Until the checkout is at the head (then share it) or nobody holds it (then sync it alone):
+      // a checkout another exec made meanwhile is shared at once, not waited for.
+      for (let wait = 2; overlay && !checkpointing && !fast && !early; wait = Math.min(50, wait * 2)) {
+        const shared = await this.locks.shared(lockKey, request.signal);
+        const current = this.checkouts.currentWarm(vault.name);
+        if (current) fast = { warm: current, shared };
+        else {
+          shared();
+          early = await this.locks.tryExclusive(lockKey, { dirty: true });
+          if (!early) await new Promise((r) => setTimeout(r, wait));
+          request.signal?.throwIfAborted();
+        }
       }
+      let warm: WarmCheckout;
       // The lease also lives as long as the exec's supervisor: it may outlive this process for a moment.
-      let attach = exclusive.attach;
-
-      if (decision.action === 'allow_with_checkpoint' && (req.checkpoint ?? 'auto') === 'auto' && !readonly) {
-        sm.to('checkpointing');
-        result.checkpoint = this.checkpoints.save(vault.name, undefined, `before: ${commandText.slice(0, 200)}`).name;
-      }
-      // Overlay execs only read the checkout (their lower layer): others may run beside them.
-      if (overlay) {
-        const shared = exclusive.downgrade();
-        releases.push(shared);
-        attach = shared.attach;
+      let attach: (pid: number) => void;
+      let exclusive: ExclusiveLease | undefined;
+      if (fast) {
+        releases.push(fast.shared);
+        warm = fast.warm;
+        attach = fast.shared.attach;
+      } else {
+        const lease = early ?? (await this.locks.exclusive(lockKey, { dirty: true }));
+        exclusive = lease;
+        releases.push(() => lease.release());
+        warm = this.checkouts.warm(vault.name, { rescan: lease.recovered });
+        if (lease.recovered) {
+          lease.recoveredDone();
+          result.warnings.push('an earlier exec died while it held the vault\'s checkout: the checkout was checked and put back to the head first');
+        }
+        attach = lease.attach;
+        if (checkpointing) {
+          sm.to('checkpointing');
+          result.checkpoint = this.checkpoints.save(vault.name, undefined, `before: ${commandText.slice(0, 200)}`).name;
+        }
+        if (overlay) {
+          const shared = lease.downgrade();
+          releases.push(shared);
+          attach = shared.attach;
+        }
       }
 
       // mounting + executing (the backend times its own set-up)
@@ -294,13 +333,14 @@ export class ExecService {
       const sandbox = await backend.create({ checkout: warm.dir, readonly: readonly && overlay, network, limits, bestEffort: Boolean(req.bestEffort) });
       sm.to('executing');
       const home = backend.name === 'namespace' ? '/workspace' : warm.dir;
-      if (!overlay) inPlace = { id: warm.id, base: warm.base, lease: exclusive };
+      if (!overlay) inPlace = { id: warm.id, base: warm.base, lease: exclusive! };
       run = await sandbox.exec({
         argv,
         cwd,
-        env: { PATH: DEFAULT_PATH, HOME: home, TERM: process.env.TERM && process.env.TERM !== 'dumb' ? process.env.TERM : 'xterm-256color', LANG: 'C.UTF-8', SHLVL: '1', CORRAL_VAULT: vault.name, ...req.env },
+        env: { PATH: DEFAULT_PATH, HOME: home, TERM: !req.tty && process.env.TERM && process.env.TERM !== 'dumb' ? process.env.TERM : 'xterm-256color', LANG: 'C.UTF-8', SHLVL: '1', CORRAL_VAULT: vault.name, ...req.env },
         // A resumed command runs without input: what was approved is the command, not whatever stdin brings now.
         stdin: request.resume === undefined ? request.stdin : undefined,
+        ...(req.tty ? { tty: { cols: req.tty.cols, rows: req.tty.rows }, onTerminal: request.onTerminal } : {}),
         timeoutMs,
         graceMs: req.graceMs ?? DEFAULT_GRACE_MS,
         outputCap: req.outputCap ?? DEFAULT_OUTPUT_CAP,
@@ -320,20 +360,28 @@ export class ExecService {
         oomKilled: run.oomKilled,
         truncated: run.truncated,
         ...decodeOutput(run.stdout, run.stderr),
+        ...(req.tty ? { tty: true } : {}),
         usage: { peakMemoryBytes: run.usage.peakMemoryBytes, cpuMs: round(run.usage.cpuMs), cpuUserMs: round(run.usage.cpuUserMs), cpuSystemMs: round(run.usage.cpuSystemMs), readBytes: run.usage.readBytes, writtenBytes: run.usage.writtenBytes },
       });
       result.warnings.push(...run.warnings);
 
-      // summarizing: committing and syncing the checkout need it alone again
+      // summarizing: an overlay exec commits from its upper dir under its shared lease (the store's
+      // transaction orders commits; the base check catches conflicts), then brings the checkout to
+      // the new head only if nobody else reads it now: a long-running exec must not block this one.
       sm.to('summarizing');
-      if (overlay) {
-        releases.pop()!();
-        releases.push((await this.locks.exclusive(lockKey, { dirty: true })).release);
-      }
       const failed = run.timedOut || run.cancelled || run.exitCode !== 0;
       const discard = readonly ? 'readonly' : run.cancelled ? 'cancelled' : failed && req.onFailure === 'discard' ? (run.timedOut ? 'timedOut' : 'failed') : undefined;
       result.changes = this.summarize(vault.name, warm, run, discard, overlay, { execId: id, command: commandText });
       inPlace = undefined;
+      if (overlay && result.changes.commit) {
+        releases.pop()!();
+        const alone = await this.locks.tryExclusive(lockKey, { dirty: true });
+        if (alone) {
+          releases.push(alone.release);
+          // Still at the base this exec ran on (nobody synced meanwhile): write only this commit's changes.
+          if (this.checkouts.currentWarm(vault.name) === undefined) this.checkouts.warm(vault.name);
+        }
+      }
       if (result.changes.conflicts) result.warnings.push(`not committed: the vault changed meanwhile at ${result.changes.conflicts.slice(0, 5).join(', ')}${result.changes.conflicts.length > 5 ? '…' : ''}; run the command again`);
       result.status = 'completed';
       this.audit(result, commandText);
@@ -406,6 +454,10 @@ export class ExecService {
     const argv = hasShell ? ['bash', '-c', req.shell!] : req.argv!;
     if (argv.some((a) => a.includes('\0'))) throw new CorralError('INVALID_ARGUMENT', 'the command holds a NUL byte', {});
     if (argv.reduce((n, a) => n + a.length, 0) > 1024 * 1024) throw new CorralError('INVALID_ARGUMENT', 'the command is longer than 1 MiB', {});
+    if (req.tty !== undefined) {
+      const problem = terminalSizeProblem(req.tty);
+      if (problem) throw new CorralError('INVALID_ARGUMENT', problem, {});
+    }
     for (const [k, v] of Object.entries(req.env ?? {})) {
       if (!ENV_NAME.test(k)) throw new CorralError('INVALID_ARGUMENT', `'${k.slice(0, 60)}' is not a valid environment variable name (letters, digits, '_')`, { name: k.slice(0, 60) });
       if (typeof v !== 'string' || v.includes('\0')) throw new CorralError('INVALID_ARGUMENT', `the value of ${k} must be a string without NUL bytes`, { name: k });
@@ -447,9 +499,9 @@ export class ExecService {
       return { commit: null, added: [], modified: [], deleted: [], discarded: 'conflict', conflicts: e.details.paths as string[], ...skipped };
     }
     const { commit, changes } = committed;
-    // An overlay's lower layer still matches its base: only the commit's changes are written. A host exec's
-    // directory already holds them; the scan refreshes its index.
-    if (commit) this.checkouts.syncTo(warm.id, commit.id, { scan: !run.upper });
+    // A host exec's directory already holds the changes: the scan refreshes its index. An overlay
+    // exec's caller brings the checkout forward when it can have it alone.
+    if (commit && !run.upper) this.checkouts.syncTo(warm.id, commit.id, { scan: true });
     return { commit: commit?.id ?? null, added: toPathChanges(changes, 'added'), modified: toPathChanges(changes, 'modified'), deleted: toPathChanges(changes, 'deleted'), ...skipped };
   }
 

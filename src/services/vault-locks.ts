@@ -70,13 +70,22 @@ export class VaultLocks {
 
   /** Resolves once `key` is held shared; call the returned function to release. Rejects with the signal's reason if aborted while waiting. */
   async shared(key: string, signal?: AbortSignal): Promise<SharedLease> {
-    const lease = await this.acquire(key, 'shared', false, signal);
+    const lease = (await this.acquire(key, 'shared', false, signal))!;
     return this.sharedLease(key, lease.seq, lease.holder);
   }
 
   /** Resolves once `key` is held alone; `release` gives it up, or `downgrade` keeps it shared. */
   async exclusive(key: string, options: ExclusiveOptions = {}): Promise<ExclusiveLease> {
-    const { seq, holder, recovered } = await this.acquire(key, 'exclusive', Boolean(options.dirty));
+    return this.exclusiveLease(key, (await this.acquire(key, 'exclusive', Boolean(options.dirty)))!);
+  }
+
+  /** The exclusive lease if nobody holds or waits for `key` now; null (at once) otherwise. */
+  async tryExclusive(key: string, options: ExclusiveOptions = {}): Promise<ExclusiveLease | null> {
+    const got = await this.acquire(key, 'exclusive', Boolean(options.dirty), undefined, false);
+    return got && this.exclusiveLease(key, got);
+  }
+
+  private exclusiveLease(key: string, { seq, holder, recovered }: { seq: number; holder: string; recovered: boolean }): ExclusiveLease {
     const release = this.releaser(key, seq, holder);
     let released = false;
     return {
@@ -111,7 +120,7 @@ export class VaultLocks {
     this.db.run('UPDATE leases SET helper_pid = ?, helper_started = ? WHERE seq = ? AND holder = ?', pid, procStat(pid)?.started ?? '', seq, holder);
   }
 
-  private async acquire(key: string, mode: Mode, dirty: boolean, signal?: AbortSignal): Promise<{ seq: number; holder: string; recovered: boolean }> {
+  private async acquire(key: string, mode: Mode, dirty: boolean, signal?: AbortSignal, wait = true): Promise<{ seq: number; holder: string; recovered: boolean } | null> {
     // Waiting inside a transaction would hold the database's write lock against the holder we wait for.
     if (this.db.inTransaction) throw new Error('vault locks must be taken outside a database transaction');
     signal?.throwIfAborted();
@@ -125,6 +134,10 @@ export class VaultLocks {
       return { seq, granted, recovered: granted && this.recovering(key, mode) };
     });
     if (first.granted) return { seq: first.seq, holder, recovered: first.recovered };
+    if (!wait) {
+      this.drop(key, first.seq, holder);
+      return null;
+    }
 
     let seq = first.seq;
     let woken = false;

@@ -339,6 +339,8 @@ test('switching backends on one vault: the host scan after overlay execs finds e
 
 test('concurrent execs that change the same path: the second is not committed, its result names the conflict', async () => {
   const corral = setup();
+  // A warm checkout at the head: both run side by side on it (under shared leases).
+  corral.checkouts.warm('v');
   const [a, b] = await Promise.all([
     corral.exec.run({ vault: 'v', policy: 'permissive', shell: 'sleep 0.2; echo A > edit.txt' }),
     corral.exec.run({ vault: 'v', policy: 'permissive', shell: 'sleep 0.4; echo B > edit.txt; echo b > other.txt' }),

@@ -11,8 +11,12 @@ import type { DaemonFlags } from '../../daemon/daemon-config.ts';
 import { CorralError, isCorralError } from '../../protocol/errors.ts';
 import { parseDuration } from '../../protocol/units.ts';
 import { defaultHome } from '../../store/corral-store.ts';
+import { Corral } from '../../services/corral.ts';
 import { parseCount, type CliContext } from '../context.ts';
 import { escapeControls, examples, type Colors } from '../output.ts';
+
+/** How often the daemon checks sandbox lifetimes and idle timeouts. */
+const SWEEP_MS = 2000;
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
@@ -308,6 +312,7 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
     import('../../api/metrics.ts'),
     import('../../daemon/daemon-process.ts'),
   ]);
+  const { createExecSocketServer } = await import('../../api/exec-socket.ts');
   const config = parseDaemonConfig({ home: defaultHome(), flags: opts, env: process.env });
   const version = packageVersion();
   const startedAt = Date.now();
@@ -317,8 +322,13 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
   claimPidFile(config.pidFile, record);
   let server: Awaited<ReturnType<typeof startDaemonServer>>;
   let metrics: InstanceType<typeof CorralMetrics> | undefined;
+  // The daemon acts for API clients: its commits and audit records say so.
+  const corral = new Corral({ caller: { actor: 'daemon', origin: 'api' } });
+  // Execs a crashed daemon left running: lost, their output kept, their processes killed.
+  const lost = corral.execs.recoverLost();
+  if (lost.length > 0) logger.warn({ execs: lost }, 'execs of an earlier daemon that died are marked lost');
+  const sockets = createExecSocketServer({ execs: corral.execs, keys: corral.keys, logger });
   try {
-    const corral = ctx.corral;
     metrics = new CorralMetrics({ events: corral.events, sandboxCounts: sandboxStateCounts(corral.store.db), startedAt });
     const app = createApi({ corral, logger, version, startedAt, auth: { keys: corral.keys }, metrics });
     server = await startDaemonServer({
@@ -329,6 +339,7 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
       ...(config.insecureBind ? { allowNonLoopback: true } : {}),
       drainMs: config.drainMs,
       onError: (e) => logger.error({ err: e }, 'server error'),
+      upgrade: sockets.handleUpgrade,
     });
     try {
       updatePidFile(config.pidFile, { ...record, state: 'listening', tcp: server.tcp });
@@ -338,9 +349,15 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
     }
   } catch (e) {
     metrics?.close();
+    corral.close();
     releasePidFile(config.pidFile, self);
     throw e;
   }
+  // Lifetimes, idle auto-stop: checked every few seconds.
+  const sweeper = setInterval(() => {
+    corral.lifecycle.sweep().catch((e: unknown) => logger.warn({ err: e }, 'sandbox sweep failed'));
+  }, SWEEP_MS);
+  sweeper.unref();
   logger.info({ version, socket: server.socketPath, tcp: server.tcp }, 'daemon listening');
   ctx.out.result({ version, socket: server.socketPath, tcp: server.tcp, pid: process.pid }, (d) => [
     `corral daemon ${d.version} listening on ${d.socket}${d.tcp ? ` and ${tcpUrl(d.tcp)}` : ''}`,
@@ -356,10 +373,15 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
     process.on('SIGINT', stop);
   });
   logger.info({ signal }, 'draining');
+  clearInterval(sweeper);
   try {
-    await server.close();
+    // No new requests; running execs get the same deadline as requests in flight, then are killed.
+    sockets.close();
+    await Promise.all([server.close(), corral.execs.drain(config.drainMs)]);
   } finally {
     metrics.close();
+    corral.processes.close();
+    corral.close();
     releasePidFile(config.pidFile, self);
   }
   logger.info({}, 'daemon stopped');
