@@ -1,0 +1,33 @@
+// The Corral SDK, browser-safe: nothing here (nor anything it imports) loads a `node:*` module or a
+// package at run time; the wire types come from the API's schemas as types only. Node-only helpers
+// (the Unix socket transport, the default socket) live in ./node.ts.
+export { Corral, Sandboxes, Execs, DEFAULT_TIMEOUT_MS, type ConnectOptions, type SandboxListOptions, type SandboxSpec, type SandboxLimits } from './corral-client.ts';
+export { Sandbox, SandboxExecs, type Command, type ExecOptions, type BackgroundExecOptions, type StreamOptions, type DestroyOptions } from './sandbox-handle.ts';
+export { ExecHandle, ExecStream, ExecStdin, type WaitOptions, type OutputOptions } from './exec-handle.ts';
+export { joinOutput, type ExecFrame, type ExecOutputFrame, type OutputOffsets, type OutputStream } from './exec-frames.ts';
+export { SandboxFiles, type FileWatch, type ReadOptions, type WriteOptions, type ListOptions, type UploadBody } from './file-client.ts';
+export { Approvals, type Approval, type ApprovalState } from './approval-client.ts';
+export { CorralApiError, CommandExitError, isCorralApiError, isNotFound, commandFailed, type ClientErrorCode, type CorralErrorCode, type CorralApiErrorInit } from './sdk-errors.ts';
+export type { CallOptions, FetchLike } from './api-client.ts';
+export type {
+  Sandbox as SandboxInfo,
+  SandboxCreate,
+  SandboxState,
+  ExecResultEnvelope,
+  ExecRecord,
+  ExecFrameWire,
+  Ping,
+  SystemInfo,
+  Health,
+  BackendCapabilities,
+  FileInfo,
+  FileList,
+  FileWriteResult,
+  FileEditResult,
+  FileMkdirResult,
+  FileRemoveResult,
+  FileMoveResult,
+  FileUploadResult,
+  FileChangeEvent,
+} from '../protocol/api-schemas.ts';
+export type { ErrorCode } from '../protocol/errors.ts';
