@@ -16,6 +16,7 @@ import { registerExecCommands } from './commands/exec-commands.ts';
 import { registerDoctorCommands } from './commands/doctor-commands.ts';
 import { registerCheckoutCommands } from './commands/checkout-commands.ts';
 import { registerDaemonCommands } from './commands/daemon-commands.ts';
+import { registerKeyCommands } from './commands/key-commands.ts';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('corral')
@@ -51,6 +52,7 @@ Examples:
   registerDoctorCommands(program, ctx);
   registerCheckoutCommands(program, ctx);
   registerDaemonCommands(program, ctx);
+  registerKeyCommands(program, ctx);
   return program;
 }
 
