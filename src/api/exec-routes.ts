@@ -20,15 +20,19 @@ const WAIT_DEFAULT_MS = 30_000;
 // The exec layer's envelope must fit the wire schema: the compiler checks it here.
 const toWire = (r: ExecResult): ExecResultEnvelope => r;
 
-/** A frame as JSON: output bytes as text when they are valid UTF-8, else base64. */
+/**
+ * A frame as JSON: output bytes as text when they are valid UTF-8, else base64. The exit frame's
+ * envelope leaves out stdout and stderr: the stream carried them already (GET /v1/execs/{id} has them).
+ */
 export function frameToWire(f: ExecFrame): ExecFrameWire {
+  if (f.type === 'exit') return f.exec.result ? { type: 'exit', exec: { ...f.exec, result: { ...f.exec.result, stdout: '', stderr: '' } } } : (f as ExecFrameWire);
   if (f.type !== 'output') return f as ExecFrameWire;
   const text = isUtf8(f.data);
   return { type: 'output', stream: f.stream, offset: f.offset, atUs: f.atUs, data: f.data.toString(text ? 'utf8' : 'base64'), encoding: text ? 'utf8' : 'base64' };
 }
 
 /** Frames as an SSE response; `id` carries the offsets reached (`stdout,stderr`) for Last-Event-ID. */
-function sseResponse(frames: AsyncGenerator<ExecFrame>, from: { stdout: number; stderr: number }, onGone: () => void): Response {
+function sseResponse(frames: AsyncGenerator<ExecFrame>, from: { stdout: number; stderr: number }, onGone: () => void, headers: Record<string, string> = {}): Response {
   const encoder = new TextEncoder();
   const at = { ...from };
   const body = new ReadableStream<Uint8Array>(
@@ -52,7 +56,7 @@ function sseResponse(frames: AsyncGenerator<ExecFrame>, from: { stdout: number; 
     },
     { highWaterMark: 1 },
   );
-  return new Response(body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' } });
+  return new Response(body, { headers: { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no', ...headers } });
 }
 
 function execIdParam(c: Context<ApiEnv>): string {
@@ -114,7 +118,8 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     const { info, done } = execs.start(id, { ...request, signal: gone.signal }, scope);
     if (streamed) {
       const frames = execs.frames(info.id, {}, { follow: true }, scope);
-      return sseResponse(frames, { stdout: 0, stderr: 0 }, () => gone.abort());
+      // The id comes first, in headers: a client may write stdin or kill before any frame arrives.
+      return sseResponse(frames, { stdout: 0, stderr: 0 }, () => gone.abort(), { 'x-corral-exec': info.id, location: `/v1/execs/${info.id}` });
     }
     const ended = await done;
     return c.json(toWire(ended.result!));
