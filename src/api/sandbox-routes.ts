@@ -1,9 +1,25 @@
-// Sandbox routes: create, list, get and destroy. Handlers parse and validate, call the sandbox
-// service, and shape the answer; the service owns every rule.
+// Sandbox routes: create, list, get and destroy; and the lifecycle: extend, pause, resume,
+// checkpoints. Handlers parse and validate, call the sandbox service (or the lifecycle), and shape
+// the answer; the services own every rule.
 import type { Context, Hono } from 'hono';
-import { isId, sandboxStateSchema, sandboxCreateSchema, type Sandbox, type SandboxList } from '../protocol/api-schemas.ts';
+import type { z } from 'zod';
+import {
+  checkpointCreateSchema,
+  checkpointRestoreSchema,
+  emptyBodySchema,
+  isId,
+  sandboxExtendSchema,
+  sandboxStateSchema,
+  sandboxCreateSchema,
+  type CheckpointList,
+  type CheckpointRestoreResult,
+  type CheckpointWire,
+  type Sandbox,
+  type SandboxList,
+} from '../protocol/api-schemas.ts';
 import { CorralError } from '../protocol/errors.ts';
 import type { ExecSessions } from '../services/exec-sessions.ts';
+import type { SandboxLifecycle } from '../services/sandbox-lifecycle.ts';
 import { parseLabelFilter, type SandboxService } from '../services/sandbox-service.ts';
 import { requireScope, scopeOf } from './auth-middleware.ts';
 import { readJson } from './api-middleware.ts';
@@ -11,6 +27,7 @@ import type { ApiEnv } from './api-types.ts';
 import type { RouteDocs } from './openapi.ts';
 
 export type SandboxesView = Pick<SandboxService, 'create' | 'list' | 'get'>;
+export type LifecycleView = Pick<SandboxLifecycle, 'destroy' | 'extend' | 'pause' | 'resume' | 'saveCheckpoint' | 'listCheckpoints' | 'deleteCheckpoint' | 'restoreCheckpoint'>;
 
 /** The `:id` path parameter, refused before any lookup unless it is a well-formed sbx_ id. */
 export function sandboxIdParam(c: Context<ApiEnv>): string {
@@ -25,7 +42,8 @@ export function onlyQuery(c: Context<ApiEnv>, allowed: string[]): void {
     if (!allowed.includes(key)) throw new CorralError('INVALID_ARGUMENT', `unknown query parameter '${key.slice(0, 40)}'${allowed.length ? `: use ${allowed.join(', ')}` : ''}`, { parameter: key.slice(0, 40) });
 }
 
-export function registerSandboxRoutes(app: Hono<ApiEnv>, docs: RouteDocs, sandboxes: SandboxesView, execs: Pick<ExecSessions, 'destroySandbox'>): void {
+/** `lifecycle`, when given, destroys (a paused sandbox's processes are continued to end promptly). */
+export function registerSandboxRoutes(app: Hono<ApiEnv>, docs: RouteDocs, sandboxes: SandboxesView, execs: Pick<ExecSessions, 'destroySandbox'>, lifecycle?: Pick<SandboxLifecycle, 'destroy'>): void {
   app.post('/v1/sandboxes', async (c) => {
     requireScope(c, 'sandboxes:write');
     onlyQuery(c, []);
@@ -89,7 +107,8 @@ export function registerSandboxRoutes(app: Hono<ApiEnv>, docs: RouteDocs, sandbo
     const id = sandboxIdParam(c);
     const keep = c.req.query('keepFork');
     if (keep !== undefined && keep !== 'true' && keep !== 'false') throw new CorralError('INVALID_ARGUMENT', `keepFork must be true or false, got '${keep.slice(0, 40)}'`, {});
-    return c.json((await execs.destroySandbox(id, { keepFork: keep === 'true' }, scopeOf(c))) satisfies Sandbox);
+    const destroy = lifecycle ? lifecycle.destroy.bind(lifecycle) : execs.destroySandbox.bind(execs);
+    return c.json((await destroy(id, { keepFork: keep === 'true' }, scopeOf(c))) satisfies Sandbox);
   });
   docs.add({
     method: 'delete',
@@ -99,5 +118,141 @@ export function registerSandboxRoutes(app: Hono<ApiEnv>, docs: RouteDocs, sandbo
     summary: 'Destroy a sandbox: its running execs are cancelled first; its own vault (the fork) is deleted unless ?keepFork=true. Idempotent',
     responses: { 200: { description: 'The destroyed sandbox (its row is kept).', schema: 'Sandbox' } },
     errors: [400, 404],
+  });
+}
+
+/** A JSON body that may be left out (empty): then `{}` is validated instead. */
+async function optionalJson<S extends z.ZodType>(c: Context<ApiEnv>, schema: S): Promise<z.output<S>> {
+  // hono keeps the body it read, so readJson reads the same bytes again.
+  const bytes = await c.req.arrayBuffer();
+  return bytes.byteLength === 0 ? schema.parse({}) : readJson(c, schema);
+}
+
+/** The `:name` path parameter of a checkpoint (its rules are checked by the service: INVALID_NAME). */
+function checkpointParam(c: Context<ApiEnv>): string {
+  return c.req.param('name') ?? '';
+}
+
+export function registerLifecycleRoutes(app: Hono<ApiEnv>, docs: RouteDocs, lifecycle: LifecycleView): void {
+  app.post('/v1/sandboxes/:id/extend', async (c) => {
+    requireScope(c, 'sandboxes:write');
+    onlyQuery(c, []);
+    const id = sandboxIdParam(c);
+    const body = await readJson(c, sandboxExtendSchema);
+    return c.json(lifecycle.extend(id, body.ttlSeconds, scopeOf(c)) satisfies Sandbox);
+  });
+  docs.add({
+    method: 'post',
+    path: '/v1/sandboxes/:id/extend',
+    operationId: 'extendSandbox',
+    tags: ['sandboxes'],
+    summary: 'Set a new lifetime: the sandbox expires ttlSeconds from now (one without a TTL gets one)',
+    body: 'SandboxExtend',
+    responses: { 200: { description: 'The sandbox with its new expiresAt.', schema: 'Sandbox' } },
+    errors: [400, 404, 409],
+  });
+
+  app.post('/v1/sandboxes/:id/pause', async (c) => {
+    requireScope(c, 'sandboxes:write');
+    onlyQuery(c, []);
+    const id = sandboxIdParam(c);
+    await optionalJson(c, emptyBodySchema);
+    return c.json((await lifecycle.pause(id, scopeOf(c))) satisfies Sandbox);
+  });
+  docs.add({
+    method: 'post',
+    path: '/v1/sandboxes/:id/pause',
+    operationId: 'pauseSandbox',
+    tags: ['sandboxes'],
+    summary: 'Pause: every process of the running execs is stopped (SIGSTOP) and no exec may start (409 SANDBOX_STATE) until resumed. Idempotent',
+    description: 'Exec timeouts keep running while paused; a cancelled or killed exec still ends. The TTL keeps running too.',
+    responses: { 200: { description: 'The sandbox, paused.', schema: 'Sandbox' } },
+    errors: [400, 404, 409],
+  });
+
+  app.post('/v1/sandboxes/:id/resume', async (c) => {
+    requireScope(c, 'sandboxes:write');
+    onlyQuery(c, []);
+    const id = sandboxIdParam(c);
+    await optionalJson(c, emptyBodySchema);
+    return c.json((await lifecycle.resume(id, scopeOf(c))) satisfies Sandbox);
+  });
+  docs.add({
+    method: 'post',
+    path: '/v1/sandboxes/:id/resume',
+    operationId: 'resumeSandbox',
+    tags: ['sandboxes'],
+    summary: 'Resume a paused sandbox (paused by a request or by its idle timeout): the processes continue (SIGCONT), execs may start. Idempotent',
+    responses: { 200: { description: 'The sandbox, ready.', schema: 'Sandbox' } },
+    errors: [400, 404, 409],
+  });
+
+  app.post('/v1/sandboxes/:id/checkpoints', async (c) => {
+    requireScope(c, 'sandboxes:write');
+    onlyQuery(c, []);
+    const id = sandboxIdParam(c);
+    const body = await optionalJson(c, checkpointCreateSchema);
+    const options = { ...(body.name !== undefined ? { name: body.name } : {}), ...(body.message !== undefined ? { message: body.message } : {}) };
+    return c.json(lifecycle.saveCheckpoint(id, options, scopeOf(c)) satisfies CheckpointWire, 201);
+  });
+  docs.add({
+    method: 'post',
+    path: '/v1/sandboxes/:id/checkpoints',
+    operationId: 'saveCheckpoint',
+    tags: ['checkpoints'],
+    summary: "Save a checkpoint of the sandbox's vault (its head now; O(1)). The body may be empty",
+    body: 'CheckpointCreate',
+    responses: { 201: { description: 'The checkpoint.', schema: 'Checkpoint' } },
+    errors: [400, 404, 409],
+  });
+
+  app.get('/v1/sandboxes/:id/checkpoints', (c) => {
+    requireScope(c, 'sandboxes:read');
+    onlyQuery(c, []);
+    return c.json({ checkpoints: lifecycle.listCheckpoints(sandboxIdParam(c), scopeOf(c)) } satisfies CheckpointList);
+  });
+  docs.add({
+    method: 'get',
+    path: '/v1/sandboxes/:id/checkpoints',
+    operationId: 'listCheckpoints',
+    tags: ['checkpoints'],
+    summary: "The checkpoints of the sandbox's vault, oldest first",
+    responses: { 200: { description: 'The checkpoints.', schema: 'CheckpointList' } },
+    errors: [400, 404, 409],
+  });
+
+  app.delete('/v1/sandboxes/:id/checkpoints/:name', (c) => {
+    requireScope(c, 'sandboxes:write');
+    onlyQuery(c, []);
+    const id = sandboxIdParam(c);
+    return c.json(lifecycle.deleteCheckpoint(id, checkpointParam(c), scopeOf(c)) satisfies CheckpointWire);
+  });
+  docs.add({
+    method: 'delete',
+    path: '/v1/sandboxes/:id/checkpoints/:name',
+    operationId: 'deleteCheckpoint',
+    tags: ['checkpoints'],
+    summary: 'Delete a checkpoint (the pointer; its commit stays in the history)',
+    responses: { 200: { description: 'The deleted checkpoint.', schema: 'Checkpoint' } },
+    errors: [400, 404, 409],
+  });
+
+  app.post('/v1/sandboxes/:id/checkpoints/:name/restore', async (c) => {
+    requireScope(c, 'sandboxes:write');
+    onlyQuery(c, []);
+    const id = sandboxIdParam(c);
+    const body = await optionalJson(c, checkpointRestoreSchema);
+    return c.json((await lifecycle.restoreCheckpoint(id, checkpointParam(c), { cancelExecs: body.cancelExecs === true }, scopeOf(c))) satisfies CheckpointRestoreResult);
+  });
+  docs.add({
+    method: 'post',
+    path: '/v1/sandboxes/:id/checkpoints/:name/restore',
+    operationId: 'restoreCheckpoint',
+    tags: ['checkpoints'],
+    summary: "Make the vault's files the checkpoint's, as a new commit (the state before stays reachable: previous)",
+    description: 'Refused with 409 SANDBOX_STATE (details.execs) while execs run, unless cancelExecs is true: they are cancelled first. The body may be empty.',
+    body: 'CheckpointRestore',
+    responses: { 200: { description: 'What was restored.', schema: 'CheckpointRestoreResult' } },
+    errors: [400, 404, 409],
   });
 }

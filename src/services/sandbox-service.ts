@@ -1,6 +1,8 @@
 // Sandboxes: a vault (by default its own fork, made in O(1)) plus how its commands run (backend,
 // policy, limits, network, env), kept as a row. Creating one starts no process: processes start only
-// for execs, which go through ExecService.run and are recorded with their result envelope.
+// for execs, which go through ExecService.run and are recorded with their result envelope. The
+// rows' side of the lifecycle is here too (lifetime, ready ↔ paused, what is due to expire or idle);
+// the processes' side and the sweep are in sandbox-lifecycle.ts.
 import { newId, isId } from '../protocol/ids.ts';
 import { policyPresetNames, sandboxBounds } from '../protocol/sandbox-spec.ts';
 import type { Sandbox, SandboxState } from '../protocol/api-schemas.ts';
@@ -39,6 +41,8 @@ export interface SandboxSpec {
   labels?: Record<string, string>;
   /** Lifetime, 1 s to 7 days (default: none). */
   ttlSeconds?: number;
+  /** Seconds without a running exec after which the sweep pauses the sandbox, 1 s to 7 days (default: never). */
+  idleTimeoutSeconds?: number;
 }
 
 /** What an exec in a sandbox asks for (the sandbox supplies vault, backend, policy, limits, network). */
@@ -83,6 +87,8 @@ interface SandboxRow {
   created_at: number;
   updated_at: number;
   tenant: string | null;
+  idle_timeout_seconds: number | null;
+  last_active_at: number | null;
 }
 
 // Every preset the API offers must be one the policy layer knows: the compiler checks it.
@@ -144,8 +150,15 @@ function validateLimits(limits: unknown): SandboxLimits {
   return out;
 }
 
+/** A lifetime or idle timeout: whole seconds, 1 s to 7 days. */
+function validateSeconds(value: unknown, what: string): number {
+  if (!(typeof value === 'number' && Number.isSafeInteger(value) && value >= sandboxBounds.minTtlSeconds && value <= sandboxBounds.maxTtlSeconds))
+    throw invalid(`${what} must be a whole number from ${sandboxBounds.minTtlSeconds} to ${sandboxBounds.maxTtlSeconds} (7 days), got ${String(value).slice(0, 40)}`, { [what]: value });
+  return value;
+}
+
 /** The spec with every default filled in, or an INVALID_* error naming the first bad field. */
-function validateSpec(spec: SandboxSpec): Required<Omit<SandboxSpec, 'vault' | 'name' | 'ttlSeconds'>> & Pick<SandboxSpec, 'vault' | 'name' | 'ttlSeconds'> {
+function validateSpec(spec: SandboxSpec): Required<Omit<SandboxSpec, 'vault' | 'name' | 'ttlSeconds' | 'idleTimeoutSeconds'>> & Pick<SandboxSpec, 'vault' | 'name' | 'ttlSeconds' | 'idleTimeoutSeconds'> {
   if (!isPlainObject(spec)) throw invalid('the sandbox spec must be an object');
   if (spec.vault !== undefined) validateVaultName(spec.vault);
   if (spec.name !== undefined) {
@@ -161,12 +174,14 @@ function validateSpec(spec: SandboxSpec): Required<Omit<SandboxSpec, 'vault' | '
   const network = spec.network ?? 'none';
   if (network !== 'none' && network !== 'host') throw invalid(`network must be none or host, got '${String(network).slice(0, 40)}'`);
   const ttl = spec.ttlSeconds;
-  if (ttl !== undefined && !(Number.isSafeInteger(ttl) && ttl >= sandboxBounds.minTtlSeconds && ttl <= sandboxBounds.maxTtlSeconds))
-    throw invalid(`ttlSeconds must be a whole number from ${sandboxBounds.minTtlSeconds} to ${sandboxBounds.maxTtlSeconds} (7 days), got ${String(ttl).slice(0, 40)}`, { ttlSeconds: ttl });
+  if (ttl !== undefined) validateSeconds(ttl, 'ttlSeconds');
+  const idle = spec.idleTimeoutSeconds;
+  if (idle !== undefined) validateSeconds(idle, 'idleTimeoutSeconds');
   return {
     ...(spec.vault !== undefined ? { vault: spec.vault } : {}),
     ...(spec.name !== undefined ? { name: spec.name } : {}),
     ...(ttl !== undefined ? { ttlSeconds: ttl } : {}),
+    ...(idle !== undefined ? { idleTimeoutSeconds: idle } : {}),
     fork: spec.fork ?? true,
     backend,
     policy,
@@ -193,6 +208,8 @@ function toSandbox(r: SandboxRow): Sandbox {
     labels: JSON.parse(r.labels) as Record<string, string>,
     createdAt: new Date(r.created_at).toISOString(),
     expiresAt: r.expires_at === null ? null : new Date(r.expires_at).toISOString(),
+    idleTimeoutSeconds: r.idle_timeout_seconds,
+    lastActiveAt: new Date(r.last_active_at ?? r.created_at).toISOString(),
   };
 }
 
@@ -243,8 +260,8 @@ export class SandboxService {
       if (owned && scope.tenant !== null) this.store.db.run('UPDATE vaults SET tenant = ? WHERE name = ?', scope.tenant, vault);
       const expires = s.ttlSeconds === undefined ? null : now + s.ttlSeconds * 1000;
       this.store.db.run(
-        'INSERT INTO sandboxes(id, name, vault, source_vault, forked, backend, policy, limits, network, env, labels, state, ttl_seconds, expires_at, created_at, updated_at, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-        id, s.name ?? null, vault, source, owned ? 1 : 0, s.backend, s.policy, JSON.stringify(s.limits), s.network, JSON.stringify(s.env), JSON.stringify(s.labels), 'ready', s.ttlSeconds ?? null, expires, now, now, scope.tenant,
+        'INSERT INTO sandboxes(id, name, vault, source_vault, forked, backend, policy, limits, network, env, labels, state, ttl_seconds, expires_at, created_at, updated_at, tenant, idle_timeout_seconds, last_active_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        id, s.name ?? null, vault, source, owned ? 1 : 0, s.backend, s.policy, JSON.stringify(s.limits), s.network, JSON.stringify(s.env), JSON.stringify(s.labels), 'ready', s.ttlSeconds ?? null, expires, now, now, scope.tenant, s.idleTimeoutSeconds ?? null, now,
       );
       return toSandbox(this.row(id)!);
     });
@@ -258,11 +275,13 @@ export class SandboxService {
     if (filter.state !== undefined && !['ready', 'paused', 'destroyed'].includes(filter.state)) throw invalid(`state must be ready, paused or destroyed, got '${String(filter.state).slice(0, 40)}'`);
     const wanted = typeof filter.label === 'string' ? parseLabelFilter(filter.label) : (filter.label ?? {});
     this.expireDue();
+    const now = this.store.now();
     const rows =
       filter.state === undefined
         ? this.store.db.all<SandboxRow>("SELECT * FROM sandboxes WHERE state != 'destroyed' ORDER BY rowid")
         : this.store.db.all<SandboxRow>('SELECT * FROM sandboxes WHERE state = ? ORDER BY rowid', filter.state);
-    return rows.filter((r) => visible(r, scope)).map(toSandbox).filter((sb) => Object.entries(wanted).every(([k, v]) => sb.labels[k] === v));
+    // An expired sandbox whose execs the sweep has not ended yet is gone for callers already.
+    return rows.filter((r) => visible(r, scope) && (r.state === 'destroyed' || !expired(r, now))).map(toSandbox).filter((sb) => Object.entries(wanted).every(([k, v]) => sb.labels[k] === v));
   }
 
   /** A sandbox by id (any state) or by name (live ones); an expired one is destroyed now and not found. */
@@ -287,6 +306,70 @@ export class SandboxService {
     );
     for (const row of due) this.destroyRow(row, { keepFork: false, reason: 'expired' });
     return due.length;
+  }
+
+  /**
+   * A new lifetime: now + ttlSeconds (bounded like create's; a sandbox without a TTL gets one). A
+   * paused sandbox may be extended; a destroyed one is SANDBOX_STATE.
+   */
+  extend(idOrName: string, ttlSeconds: number, scope: Scope = OWNER): Sandbox {
+    validateSeconds(ttlSeconds, 'ttlSeconds');
+    const row = this.resolve(idOrName, scope);
+    if (row.state === 'destroyed') throw stateError(row, 'extend it');
+    const now = this.store.now();
+    const expires = now + ttlSeconds * 1000;
+    this.store.write(this.caller, row.vault, { op: 'sandbox.extend', target: row.id, details: { ttlSeconds, expiresAt: new Date(expires).toISOString() } }, () => {
+      this.store.db.run('UPDATE sandboxes SET ttl_seconds = ?, expires_at = ?, updated_at = ? WHERE id = ?', ttlSeconds, expires, now, row.id);
+    });
+    return toSandbox(this.row(row.id)!);
+  }
+
+  /**
+   * Moves a live sandbox between ready and paused (the processes are the lifecycle's business);
+   * `changed` is false when it was in `to` already. Resuming counts as activity for the idle timeout.
+   */
+  setRunState(idOrName: string, to: 'ready' | 'paused', reason: string, scope: Scope = OWNER): { sandbox: Sandbox; changed: boolean; tenant: string | null } {
+    const row = this.resolve(idOrName, scope);
+    if (row.state === 'destroyed') throw stateError(row, to === 'paused' ? 'pause it' : 'resume it');
+    if (row.state === to) return { sandbox: toSandbox(row), changed: false, tenant: row.tenant };
+    const now = this.store.now();
+    this.store.write(this.caller, row.vault, { op: to === 'paused' ? 'sandbox.pause' : 'sandbox.resume', target: row.id, details: { reason } }, () => {
+      if (to === 'ready') this.store.db.run("UPDATE sandboxes SET state = 'ready', last_active_at = ?, updated_at = ? WHERE id = ? AND state = 'paused'", now, now, row.id);
+      else this.store.db.run("UPDATE sandboxes SET state = 'paused', updated_at = ? WHERE id = ? AND state = 'ready'", now, row.id);
+    });
+    return { sandbox: toSandbox(this.row(row.id)!), changed: true, tenant: row.tenant };
+  }
+
+  /** Live sandboxes whose lifetime is over (the sweep ends their execs, then expire()s them). */
+  dueToExpire(): string[] {
+    return this.store.db
+      .all<{ id: string }>("SELECT id FROM sandboxes WHERE state != 'destroyed' AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at", this.store.now())
+      .map((r) => r.id);
+  }
+
+  /**
+   * Ready sandboxes with an idle timeout, no running exec, and no activity (an exec starting or
+   * ending, a resume; else their creation) for that long.
+   */
+  dueToIdle(): string[] {
+    return this.store.db
+      .all<{ id: string }>(
+        "SELECT id FROM sandboxes s WHERE state = 'ready' AND idle_timeout_seconds IS NOT NULL AND coalesce(last_active_at, created_at) + idle_timeout_seconds * 1000 <= ? AND NOT EXISTS (SELECT 1 FROM execs e WHERE e.sandbox_id = s.id AND e.state = 'running') ORDER BY rowid",
+        this.store.now(),
+      )
+      .map((r) => r.id);
+  }
+
+  /** Destroys a sandbox whose lifetime is over (reason expired), whatever still runs: end its execs first. False when it is not due (or gone already). */
+  expire(id: string): boolean {
+    const row = this.row(id);
+    if (!row || row.state === 'destroyed' || !expired(row, this.store.now())) return false;
+    this.destroyRow(row, { keepFork: false, reason: 'expired' });
+    return true;
+  }
+
+  private hasRunningExecs(id: string): boolean {
+    return this.store.db.get<{ n: number }>("SELECT count(*) AS n FROM execs WHERE sandbox_id = ? AND state = 'running'", id)!.n > 0;
   }
 
   private row(id: string): SandboxRow | undefined {
@@ -329,8 +412,9 @@ export class SandboxService {
     }
     // Another tenant's sandbox is answered like a missing one: its existence is not for this caller.
     if (!row || !visible(row, scope)) throw notFound(idOrName);
-    if (row.expires_at !== null && row.expires_at <= this.store.now()) {
-      if (row.state !== 'destroyed') this.destroyRow(row, { keepFork: false, reason: 'expired' });
+    if (expired(row, this.store.now())) {
+      // With execs still running, the vault must outlive them: the sweep ends them, then destroys it.
+      if (row.state !== 'destroyed' && !this.hasRunningExecs(row.id)) this.destroyRow(row, { keepFork: false, reason: 'expired' });
       throw notFound(idOrName);
     }
     return row;
@@ -353,6 +437,14 @@ export class SandboxService {
     if (options.reason === 'expired') this.events?.publish('expired', { sandbox: row.id, tenant: row.tenant, data: {} });
     this.events?.publish('destroyed', { sandbox: row.id, tenant: row.tenant, data: { vaultDeleted: dropVault } });
   }
+}
+
+function stateError(row: SandboxRow, what: string): CorralError {
+  return new CorralError('SANDBOX_STATE', `sandbox ${row.id} is ${row.state}: cannot ${what}`, { sandbox: row.id, state: row.state });
+}
+
+function expired(row: SandboxRow, now: number): boolean {
+  return row.expires_at !== null && row.expires_at <= now;
 }
 
 function visible(row: SandboxRow, scope: Scope): boolean {
