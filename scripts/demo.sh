@@ -68,6 +68,15 @@ show approvals deny "$id" --reason "no downloads in the demo"
 step "A runaway command is killed with its whole process tree"
 show exec --timeout 1s --shell 'sleep 60 & sleep 60' || echo "(exit $?: timed out, as timeout(1) says)"
 
+step "The daemon: sandboxes over an HTTP API on a Unix socket (mode 0600), driven through the TypeScript SDK"
+show daemon start
+trap './bin/corral daemon stop >/dev/null 2>&1 || true' EXIT
+say "node scripts/demo-sdk.ts agent-1"
+NODE_NO_WARNINGS=1 node scripts/demo-sdk.ts agent-1
+show daemon status
+show daemon stop
+trap - EXIT
+
 step "Everything above is in the hash-chained audit log"
 show audit -n 8
 show audit verify

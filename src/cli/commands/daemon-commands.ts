@@ -355,7 +355,12 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
   }
   // Lifetimes, idle auto-stop: checked every few seconds.
   const sweeper = setInterval(() => {
-    corral.lifecycle.sweep().catch((e: unknown) => logger.warn({ err: e }, 'sandbox sweep failed'));
+    corral.lifecycle
+      .sweep()
+      .then((r) => {
+        if (r.failed.length > 0) logger.warn({ failed: r.failed }, 'the sandbox sweep could not handle some sandboxes (it tries again)');
+      })
+      .catch((e: unknown) => logger.warn({ err: e }, 'sandbox sweep failed'));
   }, SWEEP_MS);
   sweeper.unref();
   logger.info({ version, socket: server.socketPath, tcp: server.tcp }, 'daemon listening');
@@ -377,7 +382,7 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
   try {
     // No new requests; running execs get the same deadline as requests in flight, then are killed.
     sockets.close();
-    await Promise.all([server.close(), corral.execs.drain(config.drainMs)]);
+    await Promise.all([server.close(), corral.execs.drain(config.drainMs), corral.lifecycle.cancelPaused()]);
   } finally {
     metrics.close();
     corral.processes.close();
