@@ -17,6 +17,7 @@ import { registerDoctorCommands } from './commands/doctor-commands.ts';
 import { registerCheckoutCommands } from './commands/checkout-commands.ts';
 import { registerDaemonCommands } from './commands/daemon-commands.ts';
 import { registerKeyCommands } from './commands/key-commands.ts';
+import { registerSandboxCommands } from './commands/sandbox-commands.ts';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('corral')
@@ -53,6 +54,7 @@ Examples:
   registerCheckoutCommands(program, ctx);
   registerDaemonCommands(program, ctx);
   registerKeyCommands(program, ctx);
+  registerSandboxCommands(program, ctx);
   return program;
 }
 

@@ -24,6 +24,8 @@ interface CommandOptions {
   timeoutMs?: number;
   /** Cancels the request; a collected or streamed exec is cancelled with it (default: none). */
   signal?: AbortSignal;
+  /** A real terminal of this size (1..1000 each; default: none): stdout is what it showed, stderr is empty. */
+  tty?: { cols: number; rows: number };
   /**
    * Milliseconds the HTTP call may take before it fails with TIMEOUT (default: a collected exec waits
    * the command's timeoutMs + 30 s; a background or streamed one, the client's timeoutMs until the answer starts).
@@ -69,6 +71,7 @@ function requestBody(cmd: Command, options: CommandOptions & { stdin?: string | 
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.stdin !== undefined ? { stdin: base64Encode(toBytes(options.stdin)) } : {}),
     ...(options.openStdin ? { openStdin: true } : {}),
+    ...(options.tty ? { tty: { cols: options.tty.cols, rows: options.tty.rows } } : {}),
     ...(background ? { background: true } : {}),
   };
 }

@@ -74,6 +74,8 @@ interface Live {
   abort: AbortController;
   stdin: PassThrough | null;
   terminal: TerminalControl | null;
+  /** Input for a terminal that is not there yet (typed before the command started), and whether it was ended. */
+  early: { input: Uint8Array[]; ended: boolean } | null;
   /** Terminal flow control: bytes of output produced, and the most any attached client acknowledged. */
   flow: { produced: number; acked: number; acking: number };
   pid: number | null;
@@ -207,7 +209,7 @@ export class ExecSessions {
     if (createdId) this.store.db.run("UPDATE execs SET state = 'running', background = ?, request = ? WHERE id = ? AND state = 'created'", request.background ? 1 : 0, JSON.stringify(plain), id);
     else this.store.db.run('INSERT INTO execs(id, sandbox_id, state, background, process_id, request, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', id, sandbox.id, 'running', request.background ? 1 : 0, request.processId ?? null, JSON.stringify(plain), now);
     this.store.db.run('UPDATE sandboxes SET last_active_at = ? WHERE id = ?', now, sandbox.id);
-    const live: Live = { id, sandbox: sandbox.id, tenant, abort, stdin, terminal: null, flow: { produced: 0, acked: 0, acking: 0 }, pid: null, supervisorPid: null, watchers: new Set(), done: undefined as unknown as Promise<ExecInfo> };
+    const live: Live = { id, sandbox: sandbox.id, tenant, abort, stdin, terminal: null, early: request.tty ? { input: [], ended: false } : null, flow: { produced: 0, acked: 0, acking: 0 }, pid: null, supervisorPid: null, watchers: new Set(), done: undefined as unknown as Promise<ExecInfo> };
     this.live.set(id, live);
     this.events.publish('exec.started', { sandbox: sandbox.id, tenant, data: { exec: id, background: request.background === true } });
 
@@ -225,7 +227,18 @@ export class ExecSessions {
       ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
       ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
       ...(stdin ? { stdin } : request.stdin !== undefined ? { stdin: request.stdin } : {}),
-      ...(request.tty ? { tty: request.tty, onTerminal: (t: TerminalControl) => void (live.terminal = t) } : {}),
+      ...(request.tty
+        ? {
+            tty: request.tty,
+            onTerminal: (t: TerminalControl) => {
+              live.terminal = t;
+              const early = live.early;
+              live.early = null;
+              for (const b of early?.input ?? []) t.write(b);
+              if (early?.ended) t.end();
+            },
+          }
+        : {}),
       onEvent: (e) => {
         if (e.type === 'started') {
           live.pid = e.pid;
@@ -341,6 +354,7 @@ export class ExecSessions {
   writeStdin(id: string, data: Uint8Array, scope: Scope = OWNER): void {
     const live = this.liveOf(id, scope);
     if (live.terminal) live.terminal.write(data);
+    else if (live.early) live.early.input.push(new Uint8Array(data));
     else this.openStdin(live).write(data);
   }
 
@@ -348,6 +362,7 @@ export class ExecSessions {
   closeStdin(id: string, scope: Scope = OWNER): void {
     const live = this.liveOf(id, scope);
     if (live.terminal) live.terminal.end();
+    else if (live.early) live.early.ended = true;
     else this.openStdin(live).end();
   }
 
