@@ -73,7 +73,11 @@ export function createExecSocketServer(deps: ExecSocketDeps): ExecSocketServer {
     if (acking) deps.execs.flowControl(id, { attach: true, acked: from.stdout }, scope);
     ws.on('close', () => {
       stop.abort();
-      if (acking) deps.execs.flowControl(id, { detach: true }, scope);
+      try {
+        if (acking) deps.execs.flowControl(id, { detach: true }, scope);
+      } catch {
+        // The daemon is shutting down (its database closed): nothing to resume any more.
+      }
     });
     ws.on('error', () => stop.abort());
     ws.on('message', (raw, isBinary) => {

@@ -152,3 +152,37 @@ test('exec instances (Docker style): create runs nothing, start runs it detached
     await d.close();
   }
 });
+
+test('a PTY over the attach WebSocket: type a command and read it back, resize, exit code; flow control acks', async () => {
+  const d = await daemon();
+  try {
+    const sb = d.corral.sandboxes.create({ vault: 'src', backend: 'namespace', policy: 'permissive' });
+    const created = await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { argv: ['bash', '--norc', '-i'], env: { HISTFILE: '/dev/null', PS1: '$ ' }, tty: { cols: 80, rows: 24 }, openStdin: true });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id as string;
+    assert.equal((await post(d.socketPath, `/v1/execs/${id}/start`, { tty: { cols: 90, rows: 20 } })).status, 202);
+    let screen = '';
+    let step = 0;
+    const a = attach(d.socketPath, `/v1/execs/${id}/attach?ack=true`, (ws) => ws.send(JSON.stringify({ type: 'stdin', data: 'stty size\r' })), (f, ws) => {
+      if (f.type !== 'output') return;
+      screen += Buffer.from(f.data, f.encoding).toString();
+      ws.send(JSON.stringify({ type: 'ack', offset: f.offset + Buffer.from(f.data, f.encoding).length }));
+      if (step === 0 && screen.includes('20 90')) {
+        step = 1;
+        ws.send(JSON.stringify({ type: 'resize', cols: 120, rows: 40 }));
+        ws.send(JSON.stringify({ type: 'stdin', data: 'stty size\r' }));
+      } else if (step === 1 && screen.includes('40 120')) {
+        step = 2;
+        ws.send(JSON.stringify({ type: 'stdin', data: 'exit 3\r' }));
+      }
+    });
+    await a.closed;
+    assert.equal(step, 2, screen);
+    const exit = a.frames.at(-1)!;
+    assert.ok(exit.type === 'exit' && exit.exec.exitCode === 3, JSON.stringify(exit));
+    assert.equal(exit.type === 'exit' && exit.exec.result?.tty, true);
+    assert.deepEqual(a.errors, []);
+  } finally {
+    await d.close();
+  }
+});
