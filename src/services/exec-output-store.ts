@@ -37,6 +37,10 @@ interface Pending {
 }
 
 export const DEFAULT_OUTPUT_KEPT = 16 * 1024 * 1024;
+/** Rows one read takes at most (each chunk is a pipe read: 64 KiB or less, or a flushed batch). */
+const PAGE_ROWS = 64;
+/** Flushed output kept in memory per stream of a running exec, for readers that follow it live. */
+const RECENT_BYTES = 4 * 1024 * 1024;
 
 export class ExecOutputStore {
   private readonly db: Database;
@@ -45,6 +49,8 @@ export class ExecOutputStore {
   private readonly flushBytes: number;
   private readonly nowUs: () => number;
   private readonly pending = new Map<string, Pending>();
+  /** The latest flushed chunks of running execs, so readers that keep up never read them back from SQLite. */
+  private readonly recent = new Map<string, Record<OutputStream, OutputChunk[]>>();
 
   constructor(db: Database, options: OutputStoreOptions = {}) {
     this.db = db;
@@ -78,13 +84,21 @@ export class ExecOutputStore {
     this.pending.delete(execId);
     if (p.chunks.length === 0) return;
     this.db.transaction(() => {
-      for (const c of p.chunks) this.db.run('INSERT INTO exec_output(exec_id, stream, offset, at_us, data) VALUES (?, ?, ?, ?, ?)', execId, STREAM_CODE[c.stream], c.offset, c.atUs, c.data);
+      for (const c of p.chunks) this.db.run('INSERT INTO exec_output(exec_id, stream, offset, at_us, size, data) VALUES (?, ?, ?, ?, ?, ?)', execId, STREAM_CODE[c.stream], c.offset, c.atUs, c.data.length, c.data);
       for (const stream of ['stdout', 'stderr'] as const) {
         const keepFrom = p.end[stream] - this.maxBytes;
         // A chunk goes only when all of it is older than the bound (the kept window may start mid-chunk).
-        if (keepFrom > 0) this.db.run('DELETE FROM exec_output WHERE exec_id = ? AND stream = ? AND offset + length(data) <= ?', execId, STREAM_CODE[stream], keepFrom);
+        if (keepFrom > 0) this.db.run('DELETE FROM exec_output WHERE exec_id = ? AND stream = ? AND offset < ? AND offset + size <= ?', execId, STREAM_CODE[stream], keepFrom, keepFrom);
       }
     });
+    let recent = this.recent.get(execId);
+    if (!recent) this.recent.set(execId, (recent = { stdout: [], stderr: [] }));
+    for (const c of p.chunks) recent[c.stream].push(c);
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const list = recent[stream];
+      const last = list.at(-1);
+      while (last && list.length > 1 && last.offset + last.data.length - list[0]!.offset > RECENT_BYTES) list.shift();
+    }
   }
 
   /** Flushes every exec (at shutdown). */
@@ -104,11 +118,8 @@ export class ExecOutputStore {
    */
   read(execId: string, stream: OutputStream, offset: number, maxBytes = 4 * 1024 * 1024): { chunks: OutputChunk[]; start: number; end: number } {
     const code = STREAM_CODE[stream];
-    const first = this.db.get<{ offset: number }>('SELECT offset FROM exec_output WHERE exec_id = ? AND stream = ? ORDER BY offset LIMIT 1', execId, code);
     const p = this.pending.get(execId);
     const waiting = p ? p.chunks.filter((c) => c.stream === stream) : [];
-    const end = p ? p.end[stream] : this.storedEnds(execId)[stream];
-    const start = first?.offset ?? waiting[0]?.offset ?? end;
     const chunks: OutputChunk[] = [];
     let bytes = 0;
     const take = (c: OutputChunk): boolean => {
@@ -118,18 +129,39 @@ export class ExecOutputStore {
       bytes += cut.length;
       return bytes < maxBytes;
     };
+    // A reader that keeps up is served from memory (then `start` is the oldest byte in memory).
+    const memory = [...(this.recent.get(execId)?.[stream] ?? []), ...waiting];
+    if (memory.length > 0 && memory[0]!.offset <= offset) {
+      const last = memory.at(-1)!;
+      for (const c of memory) if (!take(c)) break;
+      return { chunks, start: memory[0]!.offset, end: p ? p.end[stream] : last.offset + last.data.length };
+    }
+    const first = this.db.get<{ offset: number }>('SELECT offset FROM exec_output WHERE exec_id = ? AND stream = ? ORDER BY offset LIMIT 1', execId, code);
+    const end = p ? p.end[stream] : this.storedEnds(execId)[stream];
+    const start = first?.offset ?? waiting[0]?.offset ?? end;
+    // From the chunk holding `offset` on, by the primary key, a bounded number of rows: no blob
+    // before it is read, and a page costs about maxBytes however much is kept.
+    const from = this.db.get<{ offset: number }>('SELECT offset FROM exec_output WHERE exec_id = ? AND stream = ? AND offset <= ? ORDER BY offset DESC LIMIT 1', execId, code, offset)?.offset ?? 0;
     const rows = this.db.all<{ offset: number; at_us: number; data: Uint8Array }>(
-      'SELECT offset, at_us, data FROM exec_output WHERE exec_id = ? AND stream = ? AND offset + length(data) > ? ORDER BY offset',
-      execId, code, offset,
+      'SELECT offset, at_us, data FROM exec_output WHERE exec_id = ? AND stream = ? AND offset >= ? AND offset + size > ? ORDER BY offset LIMIT ?',
+      execId, code, from, offset, PAGE_ROWS,
     );
     let more = true;
     for (const r of rows) if (!(more = take({ stream, offset: r.offset, atUs: r.at_us, data: Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength) }))) break;
-    if (more) for (const c of waiting) if (!take(c)) break;
+    // The unflushed tail follows only when the stored rows are all read (else the next page has them).
+    if (more && rows.length < PAGE_ROWS) for (const c of waiting) if (!take(c)) break;
     return { chunks, start, end };
+  }
+
+  /** The exec ended: flushes it and lets go of its output in memory (readers read SQLite from now on). */
+  finish(execId: string): void {
+    this.flush(execId);
+    this.recent.delete(execId);
   }
 
   /** Forgets an exec's output (with its sandbox). */
   drop(execId: string): void {
+    this.recent.delete(execId);
     const p = this.pending.get(execId);
     if (p?.timer) clearTimeout(p.timer);
     this.pending.delete(execId);
@@ -137,9 +169,9 @@ export class ExecOutputStore {
   }
 
   private storedEnds(execId: string): Record<OutputStream, number> {
-    const rows = this.db.all<{ stream: number; end: number }>('SELECT stream, max(offset + length(data)) AS end FROM exec_output WHERE exec_id = ? GROUP BY stream', execId);
     const end = { stdout: 0, stderr: 0 };
-    for (const r of rows) end[r.stream === 1 ? 'stdout' : 'stderr'] = r.end;
+    for (const stream of ['stdout', 'stderr'] as const)
+      end[stream] = this.db.get<{ end: number }>('SELECT offset + size AS end FROM exec_output WHERE exec_id = ? AND stream = ? ORDER BY offset DESC LIMIT 1', execId, STREAM_CODE[stream])?.end ?? 0;
     return end;
   }
 }

@@ -535,7 +535,7 @@ export class ExecSessions {
   }
 
   private finish(live: Live, state: ExecState, result: ExecResult | null): ExecInfo {
-    this.output.flush(live.id);
+    this.output.finish(live.id);
     const ends = this.output.ends(live.id);
     this.store.db.run(
       'UPDATE execs SET state = ?, result = ?, finished_at = ?, stdout_bytes = ?, stderr_bytes = ? WHERE id = ?',

@@ -254,12 +254,14 @@ const migrations: string[] = [
   CREATE INDEX execs_running ON execs(state) WHERE state = 'running';
   CREATE INDEX execs_process ON execs(process_id, created_at) WHERE process_id IS NOT NULL;
   -- Output of execs, kept durably in chunks with byte offsets per stream (1 stdout, 2 stderr) and the
-  -- time they arrived (µs since the epoch); old chunks are dropped past a per-stream bound.
+  -- time they arrived (µs since the epoch); old chunks are dropped past a per-stream bound. size is
+  -- length(data), kept so that finding a chunk never reads the blobs before it.
   CREATE TABLE exec_output (
     exec_id TEXT NOT NULL,
     stream INTEGER NOT NULL CHECK (stream IN (1, 2)),
     offset INTEGER NOT NULL,
     at_us INTEGER NOT NULL,
+    size INTEGER NOT NULL,
     data BLOB NOT NULL,
     PRIMARY KEY (exec_id, stream, offset)
   );
