@@ -13,7 +13,7 @@ import { join, resolve } from 'node:path';
 import { Corral } from '../src/services/corral.ts';
 import { buildBwrapArgs } from '../src/runtime/bwrap-args.ts';
 import { buildSeccompFilter } from '../src/runtime/seccomp-filter.ts';
-import { benchCaller, freshDir, measure, median, ratioAtMost, type Bench, type BenchContext, type Row } from './lib.ts';
+import { benchCaller, fillVault as fill, freshDir, measure, median, ratioAtMost, type Bench, type BenchContext, type Row } from './lib.ts';
 
 const CLI = resolve(import.meta.dirname, '..', 'bin', 'corral');
 const seccomp = buildSeccompFilter();
@@ -108,19 +108,6 @@ function children(pid: number): number[] {
 
 const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
-/** A vault of `files` small files in directories of 100, in one commit. */
-function fill(corral: Corral, vault: string, files: number): void {
-  const enc = new TextEncoder();
-  corral.vaults.create(vault);
-  corral.store.mutate(benchCaller, vault, { op: 'bench.fill', target: '/', message: `fill ${files}` }, (editor) => {
-    for (let n = 0; n < files; n++) {
-      const dir = `/d${Math.floor(n / 100)}`;
-      if (n % 100 === 0) editor.mkdirs(dir);
-      const blob = corral.store.objects.putBlob(enc.encode(`file ${n}\n`));
-      editor.set(`${dir}/f${n % 100}.txt`, { kind: 'file', mode: 0o644, hash: blob.hash, size: blob.size, mtime: editor.mtime });
-    }
-  });
-}
 
 const plusAtMost = (ms: number) => ({ text: `≤ baseline + ${ms} ms`, pass: (r: Row) => r.corral !== null && r.baseline !== undefined && r.corral <= r.baseline.value + ms });
 

@@ -15,7 +15,7 @@ import { buildBwrapArgs } from '../src/runtime/bwrap-args.ts';
 import { buildSeccompFilter } from '../src/runtime/seccomp-filter.ts';
 import type { ExecSpec, Sandbox } from '../src/runtime/backend.ts';
 import { readUpperChanges } from '../src/runtime/overlay-changes.ts';
-import { atMost, benchCaller, both, freshDir, measure, ratioAtMost, type Bench, type BenchContext } from './lib.ts';
+import { atMost, benchCaller, both, fillVault as fill, freshDir, measure, ratioAtMost, type Bench, type BenchContext } from './lib.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const PEERS = join(import.meta.dirname, '.peers');
@@ -50,19 +50,6 @@ async function checkExit(p: Promise<{ exitCode: number | null }>): Promise<void>
   if (r.exitCode !== 0) throw new Error(`exit ${r.exitCode}`);
 }
 
-/** A vault of `files` small files in directories of 100, in one commit. */
-function fill(corral: Corral, vault: string, files: number): void {
-  const enc = new TextEncoder();
-  corral.vaults.create(vault);
-  corral.store.mutate(benchCaller, vault, { op: 'bench.fill', target: '/', message: `fill ${files}` }, (editor) => {
-    for (let n = 0; n < files; n++) {
-      const dir = `/d${Math.floor(n / 100)}`;
-      if (n % 100 === 0) editor.mkdirs(dir);
-      const blob = corral.store.objects.putBlob(enc.encode(`file ${n}\n`));
-      editor.set(`${dir}/f${n % 100}.txt`, { kind: 'file', mode: 0o644, hash: blob.hash, size: blob.size, mtime: editor.mtime });
-    }
-  });
-}
 
 async function concurrent(n: number, rounds: number, one: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();

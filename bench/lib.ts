@@ -263,3 +263,17 @@ export function distinctBuffers(n: number, size: number, seed = 1): Uint8Array[]
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
+
+/** A vault of `files` small files in directories of 100, in one commit. */
+export function fillVault(corral: Corral, vault: string, files: number): void {
+  const enc = new TextEncoder();
+  corral.vaults.create(vault);
+  corral.store.mutate(benchCaller, vault, { op: 'bench.fill', target: '/', message: `fill ${files}` }, (editor) => {
+    for (let n = 0; n < files; n++) {
+      const dir = `/d${Math.floor(n / 100)}`;
+      if (n % 100 === 0) editor.mkdirs(dir);
+      const blob = corral.store.objects.putBlob(enc.encode(`file ${n}\n`));
+      editor.set(`${dir}/f${n % 100}.txt`, { kind: 'file', mode: 0o644, hash: blob.hash, size: blob.size, mtime: editor.mtime });
+    }
+  });
+}

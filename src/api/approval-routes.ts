@@ -9,7 +9,7 @@ import { readJson } from './api-middleware.ts';
 import type { ApiEnv } from './api-types.ts';
 import { actorOf, requireScope, scopeOf } from './auth-middleware.ts';
 import type { RouteDocs } from './openapi.ts';
-import { onlyQuery } from './sandbox-routes.ts';
+import { onlyQuery } from './query-params.ts';
 
 export type ApprovalsView = Pick<ApprovalService, 'list' | 'get' | 'approve' | 'deny' | 'sandboxOf'>;
 

@@ -12,7 +12,8 @@ import type { SandboxService } from '../services/sandbox-service.ts';
 import type { ApiEnv, Principal } from './api-types.ts';
 import { requireScope, scopeOf } from './auth-middleware.ts';
 import type { RouteDocs } from './openapi.ts';
-import { onlyQuery, sandboxIdParam } from './sandbox-routes.ts';
+import { sandboxIdParam } from './sandbox-routes.ts';
+import { onlyQuery } from './query-params.ts';
 
 // The wire's list and the bus's type must be the same set: the compiler checks both directions
 // (the list against the type here, the type against the wire schema in toWire).

@@ -10,7 +10,8 @@ import { readJson } from './api-middleware.ts';
 import type { ApiEnv } from './api-types.ts';
 import { requireScope, scopeOf } from './auth-middleware.ts';
 import type { RouteDocs } from './openapi.ts';
-import { onlyQuery, sandboxIdParam } from './sandbox-routes.ts';
+import { sandboxIdParam } from './sandbox-routes.ts';
+import { boolQuery, onlyQuery } from './query-params.ts';
 
 export type ExecsView = Pick<ExecSessions, 'start' | 'create' | 'startCreated' | 'get' | 'list' | 'wait' | 'kill' | 'writeStdin' | 'closeStdin' | 'resize' | 'frames'>;
 
@@ -71,13 +72,6 @@ function offsetQuery(c: Context<ApiEnv>, name: string): number | undefined {
   if (v === undefined) return undefined;
   if (!/^[0-9]{1,15}$/.test(v)) throw new CorralError('INVALID_ARGUMENT', `${name} must be a byte offset (a whole number, 0 or more), got '${v.slice(0, 40)}'`, { [name]: v.slice(0, 40) });
   return Number(v);
-}
-
-function boolQuery(c: Context<ApiEnv>, name: string, fallback: boolean): boolean {
-  const v = c.req.query(name);
-  if (v === undefined) return fallback;
-  if (v !== 'true' && v !== 'false') throw new CorralError('INVALID_ARGUMENT', `${name} must be true or false, got '${v.slice(0, 40)}'`, { [name]: v.slice(0, 40) });
-  return v === 'true';
 }
 
 /** Offsets from ?stdout=&stderr=, or from an SSE client's Last-Event-ID (`stdout,stderr`). */
@@ -282,7 +276,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     requireScope(c, 'exec');
     onlyQuery(c, ['eof']);
     const id = execIdParam(c);
-    const eof = boolQuery(c, 'eof', false);
+    const eof = boolQuery(c, 'eof') ?? false;
     const bytes = new Uint8Array(await c.req.arrayBuffer());
     const scope = scopeOf(c);
     if (bytes.length > 0) execs.writeStdin(id, bytes, scope);
@@ -305,7 +299,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     const id = execIdParam(c);
     const scope = scopeOf(c);
     const from = resumeOffsets(c);
-    const follow = boolQuery(c, 'follow', true);
+    const follow = boolQuery(c, 'follow') ?? true;
     execs.get(id, scope);
     const gone = new AbortController();
     const frames = execs.frames(id, from, { follow, signal: gone.signal }, scope);

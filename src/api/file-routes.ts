@@ -27,6 +27,7 @@ import type { ApiEnv, ApiLogger } from './api-types.ts';
 import { actorOf, requireScope, scopeOf } from './auth-middleware.ts';
 import type { RouteDocs } from './openapi.ts';
 import { sandboxIdParam } from './sandbox-routes.ts';
+import { boolQuery, oneQuery, onlyQuery } from './query-params.ts';
 
 export type SandboxFilesView = Pick<SandboxFiles, 'as' | 'vaultOf' | 'stat' | 'list' | 'read' | 'write' | 'edit' | 'mkdir' | 'remove' | 'move' | 'download' | 'upload' | 'watch'>;
 
@@ -76,21 +77,9 @@ function invalid(message: string, details: Record<string, unknown> = {}): Corral
   return new CorralError('INVALID_ARGUMENT', message, details);
 }
 
-function onlyQuery(c: Context<ApiEnv>, allowed: string[]): void {
-  for (const key of Object.keys(c.req.queries()))
-    if (!allowed.includes(key)) throw invalid(`unknown query parameter '${key.slice(0, 40)}'${allowed.length ? `: use ${allowed.join(', ')}` : ''}`, { parameter: key.slice(0, 40) });
-}
-
-/** A query parameter given at most once. */
-function one(c: Context<ApiEnv>, name: string): string | undefined {
-  const values = c.req.queries(name) ?? [];
-  if (values.length > 1) throw invalid(`give ${name} at most once`, { parameter: name });
-  return values[0];
-}
-
 /** ?path=, normalised (traversal, NUL and over-long paths are INVALID_PATH); `fallback` when absent, else required. */
 function pathQuery(c: Context<ApiEnv>, fallback?: string): string {
-  const raw = one(c, 'path');
+  const raw = oneQuery(c, 'path');
   if (raw === undefined) {
     if (fallback === undefined) throw new CorralError('INVALID_PATH', 'give the file\'s path in ?path= (a path in the sandbox\'s workspace, e.g. /src/main.ts)', {});
     return fallback;
@@ -98,15 +87,8 @@ function pathQuery(c: Context<ApiEnv>, fallback?: string): string {
   return normalizePath(raw);
 }
 
-function boolQuery(c: Context<ApiEnv>, name: string): boolean | undefined {
-  const v = one(c, name);
-  if (v === undefined) return undefined;
-  if (v !== 'true' && v !== 'false') throw invalid(`${name} must be true or false, got '${v.slice(0, 40)}'`, { parameter: name });
-  return v === 'true';
-}
-
 function intQuery(c: Context<ApiEnv>, name: string): number | undefined {
-  const v = one(c, name);
+  const v = oneQuery(c, name);
   if (v === undefined) return undefined;
   if (!/^\d{1,15}$/.test(v)) throw invalid(`${name} must be a whole number, got '${v.slice(0, 40)}'`, { parameter: name });
   return Number(v);
@@ -114,7 +96,7 @@ function intQuery(c: Context<ApiEnv>, name: string): number | undefined {
 
 /** ?mode= as octal permission bits: 644, 0644 or 0o644. */
 function modeQuery(c: Context<ApiEnv>): number | undefined {
-  const v = one(c, 'mode');
+  const v = oneQuery(c, 'mode');
   if (v === undefined) return undefined;
   const m = /^(?:0o?)?([0-7]{1,4})$/.exec(v);
   if (!m) throw invalid(`mode must be octal permission bits such as 0644, got '${v.slice(0, 40)}'`, { parameter: 'mode' });

@@ -9,7 +9,8 @@ import { readJson } from './api-middleware.ts';
 import type { ApiEnv } from './api-types.ts';
 import { requireScope, scopeOf } from './auth-middleware.ts';
 import type { RouteDocs } from './openapi.ts';
-import { onlyQuery, sandboxIdParam } from './sandbox-routes.ts';
+import { sandboxIdParam } from './sandbox-routes.ts';
+import { boolQuery, onlyQuery } from './query-params.ts';
 
 export type ProcessesView = Pick<ProcessService, 'start' | 'list' | 'get' | 'stop' | 'kill' | 'remove' | 'logs'>;
 
@@ -18,13 +19,6 @@ function processIdParam(c: Context<ApiEnv>): string {
   const shown = String(id).slice(0, 80);
   if (!isId('proc', id)) throw new CorralError('INVALID_ARGUMENT', `'${shown}' is not a process id (proc_…)`, { process: shown });
   return id;
-}
-
-function boolQuery(c: Context<ApiEnv>, name: string): boolean | undefined {
-  const v = c.req.query(name);
-  if (v === undefined) return undefined;
-  if (v !== 'true' && v !== 'false') throw new CorralError('INVALID_ARGUMENT', `${name} must be true or false, got '${v.slice(0, 40)}'`, {});
-  return v === 'true';
 }
 
 /** A time for since/until: RFC 3339, or seconds since the epoch (docker's forms); ms since the epoch. */

@@ -24,6 +24,7 @@ import { parseLabelFilter, type SandboxService } from '../services/sandbox-servi
 import { requireScope, scopeOf } from './auth-middleware.ts';
 import { readJson } from './api-middleware.ts';
 import type { ApiEnv } from './api-types.ts';
+import { onlyQuery } from './query-params.ts';
 import type { RouteDocs } from './openapi.ts';
 
 export type SandboxesView = Pick<SandboxService, 'create' | 'list' | 'get'>;
@@ -35,11 +36,6 @@ export function sandboxIdParam(c: Context<ApiEnv>): string {
   const shown = id.slice(0, 80);
   if (!isId('sbx', id)) throw new CorralError('INVALID_ARGUMENT', `'${shown}' is not a sandbox id: expected sbx_ followed by 26 base32 characters`, { sandbox: shown });
   return id;
-}
-
-export function onlyQuery(c: Context<ApiEnv>, allowed: string[]): void {
-  for (const key of Object.keys(c.req.queries()))
-    if (!allowed.includes(key)) throw new CorralError('INVALID_ARGUMENT', `unknown query parameter '${key.slice(0, 40)}'${allowed.length ? `: use ${allowed.join(', ')}` : ''}`, { parameter: key.slice(0, 40) });
 }
 
 /** `lifecycle`, when given, destroys (a paused sandbox's processes are continued to end promptly). */
