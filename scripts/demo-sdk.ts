@@ -28,7 +28,7 @@ try {
     if (frame.type === 'exit') console.log(`  [exit] ${frame.exec.state}, code ${frame.exec.exitCode}`);
   }
 
-  say("sandbox.exec('echo \"- [ ] reviewed by the SDK\" >> todo.txt; mkdir -p out; date > out/stamp', { background: true })");
+  say("sandbox.exec('echo \"- [ ] reviewed by the SDK\" >> todo.txt; mkdir -p out; date -u +%F > out/stamp', { background: true })");
   const job = await sandbox.exec('echo "- [ ] reviewed by the SDK" >> todo.txt; mkdir -p out; date -u +%F > out/stamp', { background: true });
   const done = await job.wait();
   const changes = done.result?.changes;
