@@ -31,6 +31,9 @@ export interface DaemonServerOptions {
   drainMs?: number;
   /** Called for failures the server cannot answer a client about (a listener error after start). */
   onError?: (e: Error) => void;
+  /** How long a client may take to send its headers, and its whole request (defaults 10 s and 60 s): trickling clients are cut off. */
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
   /** Takes HTTP upgrade requests (WebSockets); without it they are refused. */
   upgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer, transport: Transport) => void;
 }
@@ -144,10 +147,12 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
   const servers: Server[] = [];
   const make = (transport: Transport, tls?: { cert: Buffer; key: Buffer }) => {
     // A TLS handshake has the same deadline as headers: a silent client cannot hold a connection open.
-    const s: Server = tls ? createTlsServer({ ...tls, handshakeTimeout: 10_000 }, listenerFor(transport)) : createServer(listenerFor(transport));
-    // Slow clients cannot hold a connection forever with a trickled header or body.
-    s.headersTimeout = 10_000;
-    s.requestTimeout = 60_000;
+    // Slow clients cannot hold a connection forever with a trickled header or body: the deadlines
+    // are checked often enough to matter (Node's default check runs every 30 s).
+    const headersTimeout = options.headersTimeoutMs ?? 10_000;
+    const requestTimeout = options.requestTimeoutMs ?? 60_000;
+    const timing = { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(50, Math.min(1000, headersTimeout / 2)) };
+    const s: Server = tls ? createTlsServer({ ...tls, ...timing, handshakeTimeout: headersTimeout }, listenerFor(transport)) : createServer(timing, listenerFor(transport));
     if (options.onError) s.on('error', options.onError);
     s.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (options.upgrade) options.upgrade(req, socket, head, transport);
