@@ -4,7 +4,7 @@
 // or the directory an in-place exec writes into). Change detection is stat-index.ts (this file's
 // scans) or overlay-changes.ts (the exec pipeline's); both give an FsChangeSet, committed here.
 // Nothing is written or read through a symlink found on the host.
-import { closeSync, constants as fsc, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, realpathSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve as resolveHost, sep } from 'node:path';
 import { CorralError } from '../protocol/errors.ts';
@@ -19,6 +19,7 @@ import type { ServiceDeps } from './corral.ts';
 import { HistoryService } from './history-service.ts';
 import { checkEntryName, ensureHostDir, errnoCode, finishHostDir, hostError, unsafeHostPath, writeHostFile, writeHostLink, type HostDir } from '../runtime/host-files.ts';
 import { TransferService } from './transfer-service.ts';
+import { pidAlive } from '../runtime/cgroups.ts';
 
 /** One path a commit (or a pending commit) changes. Directories appear only when empty or when their mode changed. */
 export interface FileChange {
@@ -289,6 +290,29 @@ export class CheckoutService {
   }
 
   // ---- warm checkouts and execs -------------------------------------------------------------
+
+  /**
+   * A throwaway checkout of the vault's head, for an overlay exec that must not wait for the warm
+   * one (pinned at an older commit by a long-running exec). Its name carries this process's pid, so
+   * the ones a dead process left are removed here. `release` deletes it.
+   */
+  privateCheckout(vault: string): WarmCheckout & { release: () => void } {
+    const v = this.store.getVault(vault);
+    const head = this.store.getCommit(v.head);
+    const root = this.stateDir();
+    for (const name of readdirSync(root)) {
+      const pid = Number(/^\.private-(\d+)-/.exec(name)?.[1]);
+      if (pid && pid !== process.pid && !pidAlive(pid)) rmSync(join(root, name), { recursive: true, force: true });
+    }
+    const dir = join(root, `.private-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      this.transfer.exportDir(vault, '/', dir, { ref: head.id });
+    } catch (e) {
+      rmSync(dir, { recursive: true, force: true });
+      throw hostError(e, dir);
+    }
+    return { id: -1, dir, base: head.id, tree: head.tree, release: () => rmSync(dir, { recursive: true, force: true }) };
+  }
 
   /** The vault's warm checkout when it is already at the head (nothing to sync); undefined otherwise. Reads only. */
   currentWarm(vault: string): WarmCheckout | undefined {

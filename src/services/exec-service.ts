@@ -33,6 +33,8 @@ export const DEFAULT_OUTPUT_CAP = 10 * 1024 * 1024;
 export const DEFAULT_HEARTBEAT_MS = 5_000;
 /** Default pids limit where cgroups allow one (a build's parallel compilers fit; a fork bomb does not). */
 export const DEFAULT_PIDS_LIMIT = 4096;
+/** How long an overlay exec waits for a warm checkout another exec holds at an older commit before it makes its own. */
+const PINNED_MS = 200;
 
 /** Default memory limit where cgroups allow one: 4 GiB, or half the machine's memory when that is less. */
 export function defaultMemoryLimit(): number {
@@ -288,25 +290,33 @@ export class ExecService {
       let early: ExclusiveLease | null = null;
       // Until the checkout is at the head (then share it) or nobody holds it (then sync it alone):
       // a checkout another exec made meanwhile is shared at once, not waited for.
-      for (let wait = 2; overlay && !checkpointing && !fast && !early; wait = Math.min(50, wait * 2)) {
+      // A checkout held at an older commit for longer than PINNED_MS (a long-running exec reads it)
+      // is not waited for: this exec runs on a throwaway checkout of the head instead.
+      let pinned: (WarmCheckout & { release: () => void }) | undefined;
+      const since = performance.now();
+      for (let wait = 2; overlay && !checkpointing && !fast && !early && !pinned; wait = Math.min(50, wait * 2)) {
         const shared = await this.locks.shared(lockKey, request.signal);
         const current = this.checkouts.currentWarm(vault.name);
         if (current) fast = { warm: current, shared };
         else {
           shared();
           early = await this.locks.tryExclusive(lockKey, { dirty: true });
-          if (!early) await new Promise((r) => setTimeout(r, wait));
+          if (!early && performance.now() - since > PINNED_MS) pinned = this.checkouts.privateCheckout(vault.name);
+          else if (!early) await new Promise((r) => setTimeout(r, wait));
           request.signal?.throwIfAborted();
         }
       }
       let warm: WarmCheckout;
       // The lease also lives as long as the exec's supervisor: it may outlive this process for a moment.
-      let attach: (pid: number) => void;
+      let attach: (pid: number) => void = () => {};
       let exclusive: ExclusiveLease | undefined;
       if (fast) {
         releases.push(fast.shared);
         warm = fast.warm;
         attach = fast.shared.attach;
+      } else if (pinned) {
+        releases.push(pinned.release);
+        warm = pinned;
       } else {
         const lease = early ?? (await this.locks.exclusive(lockKey, { dirty: true }));
         exclusive = lease;
@@ -373,7 +383,7 @@ export class ExecService {
       const discard = readonly ? 'readonly' : run.cancelled ? 'cancelled' : failed && req.onFailure === 'discard' ? (run.timedOut ? 'timedOut' : 'failed') : undefined;
       result.changes = this.summarize(vault.name, warm, run, discard, overlay, { execId: id, command: commandText });
       inPlace = undefined;
-      if (overlay && result.changes.commit) {
+      if (overlay && result.changes.commit && !pinned) {
         releases.pop()!();
         const alone = await this.locks.tryExclusive(lockKey, { dirty: true });
         if (alone) {

@@ -390,3 +390,26 @@ test('a host exec that fails half-way (its supervisor killed) leaves nothing for
   assert.equal(next.changes?.commit, null);
   assert.equal(corral.files.reader('v').lstat('/half.txt'), undefined);
 });
+
+test('a long-running exec does not hold others up: after a commit, the next exec runs on the head at once (a throwaway checkout)', async () => {
+  const corral = setup();
+  corral.checkouts.warm('v');
+  const stop = new AbortController();
+  const long = corral.exec.run({ vault: 'v', backend: 'namespace', policy: 'permissive', shell: 'sleep 30', timeoutMs: 60_000, signal: stop.signal });
+  let longDone = false;
+  void long.then(() => (longDone = true));
+  await new Promise((r) => setTimeout(r, 300));
+  const one = await corral.exec.run({ vault: 'v', backend: 'namespace', policy: 'permissive', shell: 'echo 1 > one.txt' });
+  assert.ok(one.changes?.commit, 'committed beside the long exec');
+  const two = await corral.exec.run({ vault: 'v', backend: 'namespace', policy: 'permissive', shell: 'cat one.txt; echo 2 > two.txt' });
+  assert.equal(two.stdout, '1\n', 'it sees the head, not the pinned checkout');
+  assert.ok(two.changes?.commit);
+  assert.equal(longDone, false, 'both ran while the long exec still ran');
+  const state = corral.checkouts.list('v').filter((c) => c.kind === 'warm');
+  assert.equal(state.length, 1, 'the throwaway checkout is not registered');
+  const { readdirSync } = await import('node:fs');
+  const { dirname } = await import('node:path');
+  assert.deepEqual(readdirSync(dirname(state[0]!.dir)).filter((n) => n.startsWith('.private-')), [], 'and it is gone');
+  stop.abort();
+  assert.equal((await long).status, 'completed');
+});
