@@ -52,7 +52,7 @@ export function createApi(deps: ApiDeps): ApiApp {
   registerSystemRoutes(app, docs, { backends: deps.corral.exec.backends, version: deps.version, startedAt: deps.startedAt ?? Date.now() });
   if (deps.corral.sandboxes && deps.corral.execs) {
     registerSandboxRoutes(app, docs, deps.corral.sandboxes, deps.corral.execs, deps.corral.lifecycle);
-    registerExecRoutes(app, docs, deps.corral.execs);
+    registerExecRoutes(app, docs, deps.corral.execs, deps.metrics ? (stream, n) => deps.metrics!.streamBytes(stream, n) : undefined);
     if (deps.corral.processes) registerProcessRoutes(app, docs, deps.corral.processes, deps.corral.execs);
     if (deps.corral.lifecycle) registerLifecycleRoutes(app, docs, deps.corral.lifecycle);
     if (deps.corral.events) registerEventRoutes(app, docs, { events: deps.corral.events, sandboxes: deps.corral.sandboxes }, deps.events ?? {});

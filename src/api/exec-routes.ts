@@ -33,7 +33,10 @@ export function frameToWire(f: ExecFrame): ExecFrameWire {
 }
 
 /** Frames as an SSE response; `id` carries the offsets reached (`stdout,stderr`) for Last-Event-ID. */
-function sseResponse(frames: AsyncGenerator<ExecFrame>, from: { stdout: number; stderr: number }, onGone: () => void, headers: Record<string, string> = {}): Response {
+/** Counts the output bytes a route streams (the daemon's metrics). */
+export type StreamCounter = (stream: 'stdout' | 'stderr', bytes: number) => void;
+
+function sseResponse(frames: AsyncGenerator<ExecFrame>, from: { stdout: number; stderr: number }, onGone: () => void, headers: Record<string, string> = {}, count?: StreamCounter): Response {
   const encoder = new TextEncoder();
   const at = { ...from };
   const body = new ReadableStream<Uint8Array>(
@@ -43,7 +46,10 @@ function sseResponse(frames: AsyncGenerator<ExecFrame>, from: { stdout: number; 
           const next = await frames.next();
           if (next.done) return controller.close();
           const f = next.value;
-          if (f.type === 'output') at[f.stream] = f.offset + f.data.length;
+          if (f.type === 'output') {
+            at[f.stream] = f.offset + f.data.length;
+            count?.(f.stream, f.data.length);
+          }
           if (f.type === 'gap') at[f.stream] = f.to;
           controller.enqueue(encoder.encode(`event: ${f.type}\nid: ${at.stdout},${at.stderr}\ndata: ${JSON.stringify(frameToWire(f))}\n\n`));
         } catch (e) {
@@ -81,7 +87,7 @@ function resumeOffsets(c: Context<ApiEnv>): { stdout: number; stderr: number } {
   return { stdout: offsetQuery(c, 'stdout') ?? Number(m?.[1] ?? 0), stderr: offsetQuery(c, 'stderr') ?? Number(m?.[2] ?? 0) };
 }
 
-export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: ExecsView): void {
+export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: ExecsView, count?: StreamCounter): void {
   app.post('/v1/sandboxes/:id/exec', async (c) => {
     requireScope(c, 'exec');
     onlyQuery(c, []);
@@ -113,7 +119,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     if (streamed) {
       const frames = execs.frames(info.id, {}, { follow: true }, scope);
       // The id comes first, in headers: a client may write stdin or kill before any frame arrives.
-      return sseResponse(frames, { stdout: 0, stderr: 0 }, () => gone.abort(), { 'x-corral-exec': info.id, location: `/v1/execs/${info.id}` });
+      return sseResponse(frames, { stdout: 0, stderr: 0 }, () => gone.abort(), { 'x-corral-exec': info.id, location: `/v1/execs/${info.id}` }, count);
     }
     const ended = await done;
     return c.json(toWire(ended.result!));
@@ -303,7 +309,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     execs.get(id, scope);
     const gone = new AbortController();
     const frames = execs.frames(id, from, { follow, signal: gone.signal }, scope);
-    return sseResponse(frames, from, () => gone.abort());
+    return sseResponse(frames, from, () => gone.abort(), {}, count);
   });
   docs.add({
     method: 'get',

@@ -21,12 +21,14 @@ import type { ExecSessions } from '../services/exec-sessions.ts';
 import type { KeyService } from '../services/key-service.ts';
 import type { Scope } from '../services/sandbox-service.ts';
 import type { ApiLogger, Transport } from './api-types.ts';
-import { frameToWire } from './exec-routes.ts';
+import { frameToWire, type StreamCounter } from './exec-routes.ts';
 
 export interface ExecSocketDeps {
   execs: Pick<ExecSessions, 'get' | 'frames' | 'writeStdin' | 'closeStdin' | 'kill' | 'resize' | 'flowControl'>;
   keys?: Pick<KeyService, 'verify'>;
   logger: ApiLogger;
+  /** Counts streamed output bytes (the daemon's metrics). */
+  count?: StreamCounter;
 }
 
 const ATTACH = /^\/v1\/execs\/([^/?]+)\/attach$/;
@@ -101,6 +103,7 @@ export function createExecSocketServer(deps: ExecSocketDeps): ExecSocketServer {
       try {
         for await (const f of deps.execs.frames(id, from, { follow: true, signal: stop.signal }, scope)) {
           if (ws.readyState !== ws.OPEN) return;
+          if (f.type === 'output') deps.count?.(f.stream, f.data.length);
           await new Promise<void>((resolve, reject) => ws.send(JSON.stringify(frameToWire(f)), (e) => (e ? reject(e) : resolve())));
         }
         ws.close(1000, 'exited');

@@ -182,3 +182,23 @@ test('a slow reader of a fast producer: the daemon holds a page, not the whole o
   const kept = corral.store.db.get<{ n: number }>('SELECT sum(length(data)) AS n FROM exec_output WHERE exec_id = ?', info.id)!.n;
   assert.ok(kept <= (1 << 20) + 300 * 1024, `kept ${kept}`);
 });
+
+test('metrics: streamed output bytes, execs started and finished, policy decisions', async () => {
+  const corral = openCorral();
+  corral.vaults.create('src');
+  const { CorralMetrics, sandboxStateCounts } = await import('../../src/api/metrics.ts');
+  const metrics = new CorralMetrics({ events: corral.events, sandboxCounts: sandboxStateCounts(corral.store.db), startedAt: Date.now() });
+  try {
+    const app = createApi({ corral, logger: quiet, version: '0.0.0', metrics });
+    const sb = corral.sandboxes.create({ vault: 'src', backend: 'host', policy: 'permissive' });
+    const res = await app.request(`/v1/sandboxes/${sb.id}/exec`, { method: 'POST', body: JSON.stringify({ shell: 'printf 12345; printf ab >&2' }), headers: { 'content-type': 'application/json', accept: 'text/event-stream' } });
+    await sse(res);
+    const text = await (await app.request('/metrics')).text();
+    assert.match(text, /corral_stream_bytes_total\{stream="stdout"\} 5\b/);
+    assert.match(text, /corral_stream_bytes_total\{stream="stderr"\} 2\b/);
+    assert.match(text, /corral_execs_started_total 1\b/);
+    assert.match(text, /corral_policy_decisions_total\{action="allow"\} 1\b/);
+  } finally {
+    metrics.close();
+  }
+});

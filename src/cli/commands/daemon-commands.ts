@@ -327,7 +327,7 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
   // Execs a crashed daemon left running: lost, their output kept, their processes killed.
   const lost = corral.execs.recoverLost();
   if (lost.length > 0) logger.warn({ execs: lost }, 'execs of an earlier daemon that died are marked lost');
-  const sockets = createExecSocketServer({ execs: corral.execs, keys: corral.keys, logger });
+  const sockets = createExecSocketServer({ execs: corral.execs, keys: corral.keys, logger, count: (stream, n) => metrics?.streamBytes(stream, n) });
   try {
     metrics = new CorralMetrics({ events: corral.events, sandboxCounts: sandboxStateCounts(corral.store.db), startedAt });
     const app = createApi({ corral, logger, version, startedAt, auth: { keys: corral.keys }, metrics });
