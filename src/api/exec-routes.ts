@@ -115,9 +115,10 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     // A foreground exec ends with its client: a closed connection cancels it.
     const gone = new AbortController();
     c.req.raw.signal.addEventListener('abort', () => gone.abort(), { once: true });
-    const { info, done } = execs.start(id, { ...request, signal: gone.signal }, scope);
+    // A streamed exec's client owns its output: a slow client slows the command, no byte is dropped.
+    const { info, done } = execs.start(id, { ...request, signal: gone.signal, ...(streamed ? { holdForReader: true } : {}) }, scope);
     if (streamed) {
-      const frames = execs.frames(info.id, {}, { follow: true }, scope);
+      const frames = execs.frames(info.id, {}, { follow: true, hold: true }, scope);
       // The id comes first, in headers: a client may write stdin or kill before any frame arrives.
       return sseResponse(frames, { stdout: 0, stderr: 0 }, () => gone.abort(), { 'x-corral-exec': info.id, location: `/v1/execs/${info.id}` }, count);
     }

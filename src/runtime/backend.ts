@@ -2,7 +2,7 @@
 // and the registry that picks one by name or by capability.
 import { CorralError } from '../protocol/errors.ts';
 import type { TerminalSize } from '../protocol/terminal-size.ts';
-import type { ExecEvent, StdinSource } from './supervisor.ts';
+import type { ExecEvent, OutputHold, StdinSource } from './supervisor.ts';
 import type { TerminalControl } from './terminal-control.ts';
 
 export type BackendName = 'host' | 'namespace';
@@ -54,6 +54,8 @@ export interface ExecSpec {
   tty?: TerminalSize;
   /** With tty: called once the command runs, with the handle to type into, resize and pause the terminal. */
   onTerminal?: (t: TerminalControl) => void;
+  /** Without a terminal: a hold on the output pipes, at start (see OutputHold). */
+  onOutput?: (hold: OutputHold) => void;
   timeoutMs: number;
   graceMs: number;
   outputCap: number;

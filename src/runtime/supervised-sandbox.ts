@@ -191,6 +191,7 @@ export abstract class SupervisedSandbox implements Sandbox {
         termSpareChild: launch.termSpareChild,
         innerStatus: launch.innerStatus,
         terminal: exec.tty ? { cols: exec.tty.cols, rows: exec.tty.rows, inside: Boolean(launch.terminalInside), onTerminal: exec.onTerminal } : undefined,
+        ...(exec.onOutput ? { onOutput: exec.onOutput } : {}),
         outputCap: exec.outputCap,
         heartbeatMs: exec.heartbeatMs,
         signal: exec.signal,

@@ -59,6 +59,8 @@ export interface SupervisedSpec {
    * terminalControlFd(): Node serves the control pipe there and passes it through as an extra fd).
    */
   terminal?: TerminalSize & { inside?: boolean; onTerminal?: (t: TerminalControl) => void };
+  /** Without a terminal: called at start with a hold on the output pipes (pause: the command blocks on its next write). */
+  onOutput?: (hold: OutputHold) => void;
   /** Per stream. */
   outputCap: number;
   heartbeatMs?: number;
@@ -148,6 +150,13 @@ function innerEnd(text: string): { exitCode: number | null; signal: string | nul
   return word === 'exit' ? { exitCode: Number(value), signal: null } : { exitCode: null, signal: signalName(Number(value)) };
 }
 
+/** Holding an exec's output back: while paused its pipes are not read, so the command blocks on a full pipe. */
+export interface OutputHold {
+  pause(): void;
+  resume(): void;
+  readonly paused: boolean;
+}
+
 export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
   const helper = supervisorPath();
   if (!existsSync(helper))
@@ -192,9 +201,31 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
     let setupError: string | undefined;
     const timers: NodeJS.Timeout[] = [];
 
+    // The output hold (no terminal): released for good when the exec is being ended.
+    let held = false;
+    let released = false;
+    const hold: OutputHold = {
+      pause() {
+        if (released || held) return;
+        held = true;
+        child.stdout!.pause();
+        child.stderr!.pause();
+      },
+      resume() {
+        if (!held) return;
+        held = false;
+        child.stdout!.resume();
+        child.stderr!.resume();
+      },
+      get paused() {
+        return held;
+      },
+    };
     const terminate = (): void => {
-      // A reader that paused the terminal must not hold up the end: the rest of the output flows.
+      // A reader that paused the terminal or the output must not hold up the end: the rest flows.
       terminal?.close();
+      released = true;
+      hold.resume();
       child.kill('SIGTERM');
       // Backstop: the supervisor kills its tree itself; if it does not end, it is killed too.
       const backstop = setTimeout(() => child.kill('SIGKILL'), graceOf(spec) + 3000);
@@ -246,6 +277,7 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
       if (!started) return;
       commandPid = Number(started[1]);
       if (terminal && tty?.onTerminal && !terminal.closed) tty.onTerminal(terminal);
+      if (!terminal) spec.onOutput?.(hold);
       emit({ type: 'started', pid: commandPid, supervisorPid: child.pid! });
       flushEarly();
     });
@@ -277,7 +309,7 @@ export function runSupervised(spec: SupervisedSpec): Promise<SupervisedResult> {
       const check = (): void => {
         const now = received;
         // A paused terminal holds its output back on purpose (the supervisor waits for the reader).
-        if (now !== seen || terminal?.paused) {
+        if (now !== seen || terminal?.paused || held) {
           seen = now;
           const t = setTimeout(check, DRAIN_MS);
           t.unref();

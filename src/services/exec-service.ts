@@ -15,7 +15,7 @@ import { BackendRegistry, type BackendName, type ResourceLimits, type RunResult 
 import { HostBackend } from '../runtime/host-backend.ts';
 import { NamespaceBackend } from '../runtime/namespace-backend.ts';
 import { cleanupStaleResources } from '../runtime/supervised-sandbox.ts';
-import type { ExecEvent, StdinSource } from '../runtime/supervisor.ts';
+import type { ExecEvent, OutputHold, StdinSource } from '../runtime/supervisor.ts';
 import type { TerminalControl } from '../runtime/terminal-control.ts';
 import { terminalSizeProblem, type TerminalSize } from '../protocol/terminal-size.ts';
 import { readUpperChanges } from '../runtime/overlay-changes.ts';
@@ -65,6 +65,8 @@ export interface ExecRequest {
   tty?: TerminalSize;
   /** With tty: called once the command runs, with the handle to type into, resize, end and pause the terminal. */
   onTerminal?: (t: TerminalControl) => void;
+  /** Without tty: called once the command runs, with a hold on its output (a reader that falls behind pauses it). */
+  onOutput?: (hold: OutputHold) => void;
   backend?: BackendName | 'auto';
   /** A preset name or a policy file (default: workstation). */
   policy?: string;
@@ -91,7 +93,7 @@ export interface ExecRequest {
 }
 
 /** What an approval keeps of a request, to run it later. */
-type StoredRequest = Omit<ExecRequest, 'id' | 'stdin' | 'onEvent' | 'onTerminal' | 'signal' | 'resume' | 'approvalWaitMs' | 'heartbeatMs'>;
+type StoredRequest = Omit<ExecRequest, 'id' | 'stdin' | 'onEvent' | 'onTerminal' | 'onOutput' | 'signal' | 'resume' | 'approvalWaitMs' | 'heartbeatMs'>;
 
 const storedKeys = ['vault', 'argv', 'shell', 'cwd', 'env', 'tty', 'backend', 'policy', 'timeoutMs', 'graceMs', 'readonly', 'network', 'limits', 'bestEffort', 'checkpoint', 'onFailure', 'outputCap'] as const satisfies readonly (keyof StoredRequest)[];
 
@@ -350,7 +352,7 @@ export class ExecService {
         env: { PATH: DEFAULT_PATH, HOME: home, TERM: !req.tty && process.env.TERM && process.env.TERM !== 'dumb' ? process.env.TERM : 'xterm-256color', LANG: 'C.UTF-8', SHLVL: '1', CORRAL_VAULT: vault.name, ...req.env },
         // A resumed command runs without input: what was approved is the command, not whatever stdin brings now.
         stdin: request.resume === undefined ? request.stdin : undefined,
-        ...(req.tty ? { tty: { cols: req.tty.cols, rows: req.tty.rows }, onTerminal: request.onTerminal } : {}),
+        ...(req.tty ? { tty: { cols: req.tty.cols, rows: req.tty.rows }, onTerminal: request.onTerminal } : request.onOutput ? { onOutput: request.onOutput } : {}),
         timeoutMs,
         graceMs: req.graceMs ?? DEFAULT_GRACE_MS,
         outputCap: req.outputCap ?? DEFAULT_OUTPUT_CAP,

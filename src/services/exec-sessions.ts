@@ -11,6 +11,7 @@ import type { ExecResult } from '../protocol/exec-result.ts';
 import { hostIdentity, identityOf, processAlive, type ProcessIdentity } from '../runtime/process-identity.ts';
 import type { CorralStore } from '../store/corral-store.ts';
 import type { TerminalControl } from '../runtime/terminal-control.ts';
+import type { OutputHold } from '../runtime/supervisor.ts';
 import type { TerminalSize } from '../protocol/terminal-size.ts';
 import type { EventBus } from './event-bus.ts';
 import type { ExecRequest, ExecService } from './exec-service.ts';
@@ -57,6 +58,12 @@ export interface StartRequest extends SandboxExecRequest {
   openStdin?: boolean;
   /** The proc_ id of the named process this exec is a run of. */
   processId?: string;
+  /**
+   * The exec's output waits for the one reader that owns it (a streamed exec's client, reading
+   * frames with `hold`): it is paused while that reader is more than HOLD_HIGH bytes behind, so a
+   * slow client slows the command instead of losing bytes (no terminal: a terminal has acks).
+   */
+  holdForReader?: boolean;
 }
 
 export interface ExecSessionsDeps {
@@ -78,6 +85,8 @@ interface Live {
   early: { input: Uint8Array[]; ended: boolean } | null;
   /** Terminal flow control: bytes of output produced, and the most any attached client acknowledged. */
   flow: { produced: number; acked: number; acking: number };
+  /** Output hold (holdForReader): the pipes' hold, all output bytes so far, and how far the owning reader got. */
+  held: { hold: OutputHold | null; total: number; reader: number | null } | null;
   pid: number | null;
   supervisorPid: number | null;
   watchers: Set<(f: ExecFrame) => void>;
@@ -106,6 +115,9 @@ interface ExecRow {
 /** Terminal output a client may leave unacknowledged before the terminal pauses, and where it resumes. */
 export const FLOW_HIGH = 1024 * 1024;
 export const FLOW_LOW = 256 * 1024;
+/** A held exec's output may run this far ahead of its reader before it pauses, and resumes below HOLD_LOW (within the store's memory ring). */
+export const HOLD_HIGH = 3 * 1024 * 1024;
+export const HOLD_LOW = 1024 * 1024;
 
 /** The most bytes one read of the store hands a reader. */
 const PAGE_BYTES = 256 * 1024;
@@ -209,7 +221,7 @@ export class ExecSessions {
     if (createdId) this.store.db.run("UPDATE execs SET state = 'running', background = ?, request = ? WHERE id = ? AND state = 'created'", request.background ? 1 : 0, JSON.stringify(plain), id);
     else this.store.db.run('INSERT INTO execs(id, sandbox_id, state, background, process_id, request, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', id, sandbox.id, 'running', request.background ? 1 : 0, request.processId ?? null, JSON.stringify(plain), now);
     this.store.db.run('UPDATE sandboxes SET last_active_at = ? WHERE id = ?', now, sandbox.id);
-    const live: Live = { id, sandbox: sandbox.id, tenant, abort, stdin, terminal: null, early: request.tty ? { input: [], ended: false } : null, flow: { produced: 0, acked: 0, acking: 0 }, pid: null, supervisorPid: null, watchers: new Set(), done: undefined as unknown as Promise<ExecInfo> };
+    const live: Live = { id, sandbox: sandbox.id, tenant, abort, stdin, terminal: null, early: request.tty ? { input: [], ended: false } : null, flow: { produced: 0, acked: 0, acking: 0 }, held: request.holdForReader && !request.tty ? { hold: null, total: 0, reader: null } : null, pid: null, supervisorPid: null, watchers: new Set(), done: undefined as unknown as Promise<ExecInfo> };
     this.live.set(id, live);
     this.events.publish('exec.started', { sandbox: sandbox.id, tenant, data: { exec: id, background: request.background === true } });
 
@@ -239,6 +251,7 @@ export class ExecSessions {
             },
           }
         : {}),
+      ...(live.held ? { onOutput: (h: OutputHold) => void (live.held!.hold = h) } : {}),
       onEvent: (e) => {
         if (e.type === 'started') {
           live.pid = e.pid;
@@ -249,6 +262,11 @@ export class ExecSessions {
         } else if (e.type === 'stdout' || e.type === 'stderr') {
           const chunk = this.output.append(id, e.type, e.data);
           live.flow.produced = chunk.offset + e.data.length;
+          const held = live.held;
+          if (held) {
+            held.total += e.data.length;
+            if (held.reader !== null && held.total - held.reader > HOLD_HIGH) held.hold?.pause();
+          }
           if (live.terminal && live.flow.acking > 0 && live.flow.produced - live.flow.acked > FLOW_HIGH) live.terminal.pause();
           this.emit(live, { type: 'output', ...chunk });
         } else if (e.type === 'heartbeat') {
@@ -396,7 +414,7 @@ export class ExecSessions {
    * reader costs the daemon one page of memory, not a growing queue. With follow false it stops at
    * the end of what exists now (an ended exec still gets its exit frame).
    */
-  async *frames(id: string, from: { stdout?: number; stderr?: number } = {}, options: { follow?: boolean; signal?: AbortSignal } = {}, scope: Scope = OWNER): AsyncGenerator<ExecFrame> {
+  async *frames(id: string, from: { stdout?: number; stderr?: number } = {}, options: { follow?: boolean; signal?: AbortSignal; /** This reader owns the exec's output hold (see holdForReader). */ hold?: boolean } = {}, scope: Scope = OWNER): AsyncGenerator<ExecFrame> {
     this.get(id, scope);
     const sent: Record<OutputStream, number> = { stdout: from.stdout ?? 0, stderr: from.stderr ?? 0 };
     for (const stream of ['stdout', 'stderr'] as const) {
@@ -420,6 +438,8 @@ export class ExecSessions {
       wake?.();
     };
     const onAbort = (): void => wake?.();
+    const held = options.hold ? live?.held : undefined;
+    if (held) held.reader = sent.stdout + sent.stderr;
     live?.watchers.add(watcher);
     options.signal?.addEventListener('abort', onAbort);
     try {
@@ -439,6 +459,10 @@ export class ExecSessions {
             yield { type: 'output', ...c };
             sent[stream] = c.offset + c.data.length;
             progressed = true;
+            if (held) {
+              held.reader = sent.stdout + sent.stderr;
+              if (held.hold?.paused && held.total - held.reader < HOLD_LOW) held.hold.resume();
+            }
           }
         }
         if (progressed) continue;
@@ -454,6 +478,10 @@ export class ExecSessions {
     } finally {
       live?.watchers.delete(watcher);
       options.signal?.removeEventListener('abort', onAbort);
+      if (held) {
+        held.reader = null;
+        held.hold?.resume();
+      }
     }
   }
 

@@ -202,3 +202,28 @@ test('metrics: streamed output bytes, execs started and finished, policy decisio
     metrics.close();
   }
 });
+
+test('a held exec waits for its slow reader: every byte arrives, none dropped, the daemon holds little', async () => {
+  const corral = openCorral();
+  corral.vaults.create('src');
+  const sb = corral.sandboxes.create({ vault: 'src', backend: 'namespace', policy: 'permissive' });
+  const { ExecOutputStore } = await import('../../src/services/exec-output-store.ts');
+  const { ExecSessions } = await import('../../src/services/exec-sessions.ts');
+  const execs = new ExecSessions({ store: corral.store, sandboxes: corral.sandboxes, exec: corral.exec, events: corral.events, output: new ExecOutputStore(corral.store.db, { maxBytes: 4 << 20 }) });
+  const total = 24 * 1024 * 1024;
+  const { info, done } = execs.start(sb.id, { shell: `head -c ${total} /dev/zero`, holdForReader: true });
+  let bytes = 0;
+  let gaps = 0;
+  let n = 0;
+  for await (const f of execs.frames(info.id, {}, { hold: true })) {
+    if (f.type === 'gap') gaps++;
+    if (f.type === 'output') {
+      bytes += f.data.length;
+      // A slow reader: a pause every 2 MiB or so.
+      if (++n % 32 === 0) await new Promise((r) => setTimeout(r, 30));
+    }
+  }
+  assert.equal(gaps, 0);
+  assert.equal(bytes, total);
+  assert.equal((await done).result?.status, 'completed');
+});
