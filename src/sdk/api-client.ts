@@ -3,6 +3,7 @@
 // envelope, or UNAVAILABLE / TIMEOUT / BAD_RESPONSE on the client's side). Only web-standard globals.
 import { CorralApiError } from './sdk-errors.ts';
 import { readSse, type SseEvent } from './sse-reader.ts';
+import { openWebSocket, type WebSocketFactory, type WebSocketLike } from './web-socket.ts';
 
 /**
  * What sends a request: `fetch` itself, or a transport with the same shape (the Node subpath's Unix
@@ -52,6 +53,8 @@ export interface ApiClientOptions {
   apiKey?: string;
   fetch: FetchLike;
   timeoutMs: number;
+  /** What opens WebSockets (terminals); null where the platform has none. */
+  webSocket?: WebSocketFactory | null;
 }
 
 /** The longest delay setTimeout takes. */
@@ -157,11 +160,13 @@ export class ApiClient {
   readonly endpoint: string;
   private readonly fetchFn: FetchLike;
   private readonly apiKey: string | undefined;
+  private readonly webSocketFactory: WebSocketFactory | null;
 
   constructor(options: ApiClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.fetchFn = options.fetch;
     this.apiKey = options.apiKey;
+    this.webSocketFactory = options.webSocket ?? null;
     this.timeoutMs = options.timeoutMs;
     this.endpoint = options.fetch.endpoint ?? this.url;
   }
@@ -210,6 +215,18 @@ export class ApiClient {
       }
     }
     return { response, scope };
+  }
+
+  /**
+   * Opens the daemon's WebSocket at `path` (subprotocol corral.v1, the key as the factory sends it);
+   * resolves once open. The call's timeout and signal bound the opening. `refused(reason)` says what
+   * to reject with when the platform hides why the upgrade failed.
+   */
+  webSocket(path: string, query: RequestSpec['query'], options: CallOptions, refused: (reason: string) => Promise<unknown>): Promise<WebSocketLike> {
+    const factory = this.webSocketFactory;
+    if (!factory) return Promise.reject(new CorralApiError('INVALID_ARGUMENT', 'this platform has no global WebSocket: pass a factory as the webSocket option of Corral.connect', {}));
+    const url = this.urlOf({ method: 'GET', path, ...(query ? { query } : {}) }).replace(/^http/i, 'ws');
+    return openWebSocket(factory, url, { protocols: ['corral.v1'], ...(this.apiKey !== undefined ? { apiKey: this.apiKey } : {}) }, new CallScope(options, this.timeoutMs, this.endpoint), this.endpoint, refused);
   }
 
   /** A call answered with JSON. */

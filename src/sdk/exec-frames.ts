@@ -55,7 +55,11 @@ function outputFrame(w: Extract<ExecFrameWire, { type: 'output' }>): ExecOutputF
 
 /** The frame in an SSE event's data, or null for a frame type this SDK does not know. */
 export function decodeFrame(data: string): ExecFrame | null {
-  const w = JSON.parse(data) as ExecFrameWire;
+  return frameOf(JSON.parse(data) as ExecFrameWire);
+}
+
+/** The frame of a parsed wire frame, or null for a frame type this SDK does not know. */
+export function frameOf(w: ExecFrameWire): ExecFrame | null {
   switch (w.type) {
     case 'output':
       return outputFrame(w);
