@@ -1,12 +1,14 @@
 // The SDK's entry point: Corral.connect() and the daemon-wide operations (ping, system, health,
-// capabilities, sandboxes, execs by id, approvals).
+// capabilities, sandboxes, execs by id, approvals, the event stream).
 import type { CapabilitiesList, ExecRecord, Health, Ping, SandboxCreate, SandboxList, Sandbox as SandboxInfo, SandboxState, SystemInfo } from '../protocol/api-schemas.ts';
 import type { policyPresetNames } from '../protocol/sandbox-spec.ts';
 import { ApiClient, type CallOptions, type FetchLike } from './api-client.ts';
 import { Approvals } from './approval-client.ts';
+import { EventStream, type CorralEventsOptions } from './event-stream.ts';
 import { ExecHandle } from './exec-handle.ts';
 import { Sandbox } from './sandbox-handle.ts';
 import { CorralApiError } from './sdk-errors.ts';
+import { globalWebSocketFactory, type WebSocketFactory } from './web-socket.ts';
 
 /** The default time limit of one call, in ms. */
 export const DEFAULT_TIMEOUT_MS = 60_000;
@@ -20,6 +22,11 @@ export interface ConnectOptions {
   fetch?: FetchLike;
   /** Milliseconds each call may take before it fails with TIMEOUT, unless the call says otherwise; 0 turns it off (default 60000). */
   timeoutMs?: number;
+  /**
+   * What opens WebSockets (terminals) (default: the global WebSocket, with the API key sent as the
+   * subprotocol corral.key.<key>; connect() from 'corral/node' passes one that reaches the Unix socket).
+   */
+  webSocket?: WebSocketFactory;
 }
 
 /** Resource limits applied to every exec of a sandbox; one the backend cannot enforce fails the exec (LIMIT_UNENFORCEABLE). */
@@ -130,7 +137,13 @@ export class Corral {
     }
     const fetchFn: FetchLike | undefined = options.fetch ?? (typeof globalThis.fetch === 'function' ? globalThis.fetch.bind(globalThis) : undefined);
     if (!fetchFn) throw new CorralApiError('INVALID_ARGUMENT', 'this platform has no global fetch: pass one as the fetch option', {});
-    const client = new ApiClient({ url: options.url, fetch: fetchFn, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}) });
+    const client = new ApiClient({
+      url: options.url,
+      fetch: fetchFn,
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      webSocket: options.webSocket ?? globalWebSocketFactory(),
+      ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}),
+    });
     return new Corral(client, fetchFn);
   }
 
@@ -157,6 +170,19 @@ export class Corral {
   /** Each backend's probe: isolation, enforceable limits, change detection. */
   async capabilities(options: CallOptions = {}): Promise<CapabilitiesList['backends']> {
     return (await this.#client.json<CapabilitiesList>({ method: 'GET', path: '/v1/capabilities' }, options)).backends;
+  }
+
+  /**
+   * The daemon's events as they happen (sandboxes created, paused, checkpointed, destroyed, execs
+   * started and exited, approvals): every sandbox the caller may see, or one (`sandbox`). The request
+   * goes out at once; `await stream.ready` before acting to be sure to see what follows. With
+   * `after`, kept events after that seq are replayed first. A dropped connection is re-attached once
+   * with Last-Event-ID; events lost in between come as a `reset` event.
+   */
+  events(options: CorralEventsOptions = {}): EventStream {
+    const sandbox = options.sandbox;
+    if (sandbox !== undefined) return new EventStream(this.#client, `/v1/sandboxes/${encodeURIComponent(sandbox)}/events`, { ...options, sandbox: undefined }, true);
+    return new EventStream(this.#client, '/v1/events', options, false);
   }
 
   /** Releases the transport's idle connections (the Node socket transport's); calls in flight finish. */

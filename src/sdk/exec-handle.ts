@@ -1,8 +1,9 @@
 // Execs as client objects: ExecHandle for a background exec (or any exec by id: wait, kill, stdin,
-// re-attach to its output from any offset), and ExecStream for a streamed foreground exec.
+// re-attach to its output from any offset, logs), and ExecStream for a streamed foreground exec.
 import type { ExecRecord, ExecResultEnvelope } from '../protocol/api-schemas.ts';
 import type { ApiClient, CallOptions } from './api-client.ts';
 import { decodeFrame, parseEventId, type ExecFrame, type OutputOffsets } from './exec-frames.ts';
+import { logLines, type JsonLogOptions, type LogLine, type TextLogOptions } from './log-stream.ts';
 import { toBytes } from './sdk-bytes.ts';
 import { CommandExitError, commandFailed, CorralApiError, isCorralApiError } from './sdk-errors.ts';
 
@@ -177,6 +178,17 @@ export class ExecHandle implements AsyncIterable<ExecFrame> {
    */
   output(options: OutputOptions = {}): AsyncGenerator<ExecFrame> {
     return outputFrames(this.client, this.id, options);
+  }
+
+  /**
+   * Its output as lines of both streams in time order: LogLine objects ({ stream, time, exec, text }),
+   * or text with format 'text'; tail, since, until and which streams filter; with follow, the live
+   * lines follow until it ends. The request goes out when the iteration starts.
+   */
+  logs(options?: JsonLogOptions): AsyncGenerator<LogLine>;
+  logs(options: TextLogOptions): AsyncGenerator<string>;
+  logs(options: JsonLogOptions | TextLogOptions = {}): AsyncGenerator<LogLine | string> {
+    return logLines(this.client, `/v1/execs/${this.id}/logs`, options);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<ExecFrame> {

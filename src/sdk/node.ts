@@ -1,13 +1,15 @@
 // The SDK for Node: everything of the browser-safe root, plus connect() over the daemon's Unix socket
-// (the default: $CORRAL_HOME/corral.sock) or a URL.
+// (the default: $CORRAL_HOME/corral.sock) or a URL, with WebSockets (terminals) from the `ws` package.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Corral, type ConnectOptions } from './corral-client.ts';
 import { CorralApiError } from './sdk-errors.ts';
 import { unixSocketFetch } from './node-transport.ts';
+import { nodeWebSocketFactory } from './node-websocket.ts';
 
 export * from './index.ts';
 export { unixSocketFetch } from './node-transport.ts';
+export { nodeWebSocketFactory } from './node-websocket.ts';
 
 export interface NodeConnectOptions extends Omit<ConnectOptions, 'url'> {
   /** The daemon's Unix socket (default: $CORRAL_HOME/corral.sock, with CORRAL_HOME defaulting to ~/.corral). Exclusive with url. */
@@ -29,8 +31,10 @@ export function defaultSocketPath(env: Record<string, string | undefined> = proc
 export function connect(options: NodeConnectOptions = {}): Corral {
   const { socket, url, ...rest } = options;
   if (socket !== undefined && url !== undefined) throw new CorralApiError('INVALID_ARGUMENT', 'give socket or url, not both', {});
-  if (url !== undefined) return Corral.connect({ ...rest, url });
+  // Terminals go through `ws`: it reaches the Unix socket, and over TCP it sends the key as a header.
+  if (url !== undefined) return Corral.connect({ webSocket: nodeWebSocketFactory(), ...rest, url });
   if (rest.fetch) throw new CorralApiError('INVALID_ARGUMENT', 'a custom fetch goes with url, not with the Unix socket', {});
+  const path = socket ?? defaultSocketPath();
   // The host only fills the Host header: the socket decides where requests go.
-  return Corral.connect({ ...rest, url: 'http://corral', fetch: unixSocketFetch(socket ?? defaultSocketPath()) });
+  return Corral.connect({ webSocket: nodeWebSocketFactory(path), ...rest, url: 'http://corral', fetch: unixSocketFetch(path) });
 }

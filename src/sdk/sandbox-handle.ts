@@ -1,9 +1,14 @@
 // A sandbox as a client object: its fields (as last seen) and what can be done in it: exec (collected,
-// checked, background, streamed), its execs, its files, refresh and destroy.
+// checked, background, streamed), its execs, terminals, processes, files and checkpoints, its
+// lifecycle (extend, pause, resume, destroy) and its events.
 import type { ExecList, ExecRecord, ExecRequestBody, ExecResultEnvelope, Sandbox as SandboxInfo } from '../protocol/api-schemas.ts';
 import type { ApiClient, CallOptions } from './api-client.ts';
+import { SandboxCheckpoints } from './checkpoint-client.ts';
+import { EventStream, type EventStreamOptions } from './event-stream.ts';
 import { ExecHandle, ExecStream } from './exec-handle.ts';
 import { SandboxFiles } from './file-client.ts';
+import { SandboxProcesses } from './process-client.ts';
+import { SandboxPty } from './terminal.ts';
 import { base64Encode, toBytes } from './sdk-bytes.ts';
 import { CommandExitError, commandFailed } from './sdk-errors.ts';
 
@@ -113,6 +118,12 @@ export class Sandbox {
   readonly execs: SandboxExecs;
   /** Its files (its vault): read, write, edit, list, stat, mkdir, remove, move, download, upload, watch. */
   readonly files: SandboxFiles;
+  /** Its terminals: create, attach. */
+  readonly pty: SandboxPty;
+  /** Its named processes: start, list, get. */
+  readonly processes: SandboxProcesses;
+  /** Its vault's checkpoints: save, list, restore, delete. */
+  readonly checkpoints: SandboxCheckpoints;
   readonly #client: ApiClient;
 
   constructor(client: ApiClient, info: SandboxInfo) {
@@ -120,12 +131,45 @@ export class Sandbox {
     this.#client = client;
     this.execs = new SandboxExecs(client, info.id);
     this.files = new SandboxFiles(client, info.id);
+    this.pty = new SandboxPty(client, info.id);
+    this.processes = new SandboxProcesses(client, info.id);
+    this.checkpoints = new SandboxCheckpoints(client, info.id);
   }
 
   /** The fields alone, as the API sends them (also what JSON.stringify gives). */
   toJSON(): SandboxInfo {
-    const { execs: _e, files: _f, ...info } = this;
+    const { execs: _e, files: _f, pty: _t, processes: _p, checkpoints: _c, ...info } = this;
     return info as SandboxInfo;
+  }
+
+  /** Sets a new lifetime: it expires ttlSeconds from now, 1 to 604800 (7 days); one without a TTL gets one. Returns this (expiresAt updated). */
+  async extend(ttlSeconds: number, options: CallOptions = {}): Promise<this> {
+    Object.assign(this, await this.#client.json<SandboxInfo>({ method: 'POST', path: `/v1/sandboxes/${this.id}/extend`, json: { ttlSeconds } }, options));
+    return this;
+  }
+
+  /**
+   * Pauses it: every process of its running execs is stopped (SIGSTOP), and no exec may start
+   * (SANDBOX_STATE) until resumed. Exec timeouts and the TTL keep running. Idempotent; returns this.
+   */
+  async pause(options: CallOptions = {}): Promise<this> {
+    Object.assign(this, await this.#client.json<SandboxInfo>({ method: 'POST', path: `/v1/sandboxes/${this.id}/pause`, json: {} }, options));
+    return this;
+  }
+
+  /** Resumes it (paused by a request or by its idle timeout): its processes continue (SIGCONT). Idempotent; returns this. */
+  async resume(options: CallOptions = {}): Promise<this> {
+    Object.assign(this, await this.#client.json<SandboxInfo>({ method: 'POST', path: `/v1/sandboxes/${this.id}/resume`, json: {} }, options));
+    return this;
+  }
+
+  /**
+   * Its events as they happen (paused, resumed, checkpointed, restored, exec.started, exec.exited,
+   * destroyed, …), ending after destroyed. As corral.events(): the request goes out at once, `await
+   * stream.ready` to be sure to see what follows; `after` replays kept events first.
+   */
+  events(options: EventStreamOptions = {}): EventStream {
+    return new EventStream(this.#client, `/v1/sandboxes/${this.id}/events`, options, true);
   }
 
   /** Reads the sandbox again (its state may have changed); returns this. */

@@ -1,10 +1,12 @@
 // A real daemon for the SDK's tests: createApi over a fresh Corral home, served by startDaemonServer
-// on a temp Unix socket and on 127.0.0.1:0 with API keys, torn down (execs cancelled) when the file ends.
+// on a temp Unix socket and on 127.0.0.1:0 with API keys (and the exec attach WebSocket), torn down
+// (execs cancelled) when the file ends.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { createApi } from '../../src/api/api-app.ts';
+import { createExecSocketServer } from '../../src/api/exec-socket.ts';
 import { startDaemonServer, type DaemonServer } from '../../src/daemon/daemon-server.ts';
 import type { KeyScope } from '../../src/protocol/key-scopes.ts';
 import { Corral as CorralService } from '../../src/services/corral.ts';
@@ -31,10 +33,12 @@ export async function startTestDaemon(): Promise<TestDaemon> {
   const service = new CorralService({ home, caller: testCaller });
   const app = createApi({ corral: service, logger: quiet, version: '0.0.1', auth: { keys: service.keys }, files: { watchIntervalMs: 20 } });
   const socket = join(home, 'corral.sock');
-  const server = await startDaemonServer({ fetch: app.fetch, socketPath: socket, tcp: { port: 0 }, drainMs: 2000 });
+  const sockets = createExecSocketServer({ execs: service.execs, keys: service.keys, logger: quiet });
+  const server = await startDaemonServer({ fetch: app.fetch, socketPath: socket, tcp: { port: 0 }, drainMs: 2000, upgrade: sockets.handleUpgrade });
   const owner = connect({ socket });
   after(async () => {
     owner.close();
+    sockets.close();
     await service.execs.cancelAll();
     await server.close();
     service.close();
