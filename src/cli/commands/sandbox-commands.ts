@@ -11,6 +11,9 @@ import { parseCount, type CliContext } from '../context.ts';
 import { escapeControls, examples, table } from '../output.ts';
 import { renderExecSummary } from './exec-commands.ts';
 
+/** A shell's wall-clock limit: a day (an exec's default, 5 minutes, would cut a person off). */
+const SHELL_TIMEOUT_MS = 86_400_000;
+
 /** An exec's frames, as either side delivers them. */
 type Frame =
   | { type: 'output'; stream: 'stdout' | 'stderr'; bytes: Uint8Array; offset: number }
@@ -54,7 +57,7 @@ async function open(ctx: CliContext): Promise<Sandboxes> {
     const client = connect({ socket, timeoutMs: 0 });
     try {
       await client.ping({ timeoutMs: 300 });
-      return daemonSandboxes(client, socket);
+      return daemonSandboxes(client);
     } catch {
       client.close();
     }
@@ -62,7 +65,7 @@ async function open(ctx: CliContext): Promise<Sandboxes> {
   return localSandboxes(ctx);
 }
 
-function daemonSandboxes(client: import('../../sdk/index.ts').Corral, socket: string): Sandboxes {
+function daemonSandboxes(client: import('../../sdk/index.ts').Corral): Sandboxes {
   const info = (s: { toJSON(): Sandbox }) => s.toJSON();
   // The API takes ids; a name is looked up among the live sandboxes, as in-process.
   const byId = async (idOrName: string) => {
@@ -92,40 +95,22 @@ function daemonSandboxes(client: import('../../sdk/index.ts').Corral, socket: st
     },
     async terminal(id, spec) {
       const sandbox = await byId(id);
-      const handle = await sandbox.exec(spec.shell ?? spec.argv!, { background: true, openStdin: true, tty: { cols: spec.cols, rows: spec.rows }, ...(spec.env ? { env: spec.env } : {}), ...(spec.cwd ? { cwd: spec.cwd } : {}) });
-      const { default: WebSocket } = await import('ws');
-      const ws = new WebSocket(`ws+unix://${socket}:/v1/execs/${handle.id}/attach?ack=true`, ['corral.v1']);
-      await new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve());
-        ws.once('error', reject);
-      });
-      const queue: Frame[] = [];
-      let wake: (() => void) | null = null;
-      let ended = false;
-      ws.on('message', (data) => {
-        const m = JSON.parse(data.toString());
-        if (m.type === 'output') queue.push({ type: 'output', stream: m.stream, bytes: Buffer.from(m.data, m.encoding), offset: m.offset });
-        else if (m.type === 'exit') queue.push({ type: 'exit', result: m.exec.result, state: m.exec.state, exitCode: m.exec.exitCode });
-        wake?.();
-      });
-      ws.on('close', () => {
-        ended = true;
-        wake?.();
-      });
-      const send = (m: object) => ws.readyState === ws.OPEN && ws.send(JSON.stringify(m));
+      const term = await sandbox.pty.create({ cols: spec.cols, rows: spec.rows, cmd: spec.shell ?? spec.argv!, timeoutMs: spec.timeoutMs ?? SHELL_TIMEOUT_MS, ...(spec.env ? { env: spec.env } : {}), ...(spec.cwd ? { cwd: spec.cwd } : {}) });
       return {
-        frames: (async function* () {
-          for (;;) {
-            while (queue.length > 0) yield queue.shift()!;
-            if (ended) return;
-            await new Promise<void>((r) => (wake = r));
-            wake = null;
+        frames: (async function* (): AsyncGenerator<Frame> {
+          let offset = 0;
+          // The SDK acknowledges what is read, so the daemon's flow control follows this terminal.
+          for await (const chunk of term) {
+            yield { type: 'output', stream: 'stdout', bytes: chunk, offset };
+            offset += chunk.length;
           }
+          const record = await term.wait();
+          yield { type: 'exit', result: record.result as ExecResult | null, state: record.state, exitCode: record.exitCode };
         })(),
-        type: (bytes) => send({ type: 'stdin', data: Buffer.from(bytes).toString('base64'), encoding: 'base64' }),
-        resize: (cols, rows) => send({ type: 'resize', cols, rows }),
-        ack: (offset) => send({ type: 'ack', offset }),
-        close: () => ws.close(),
+        type: (bytes) => term.write(bytes),
+        resize: (cols, rows) => term.resize(cols, rows),
+        ack: () => {},
+        close: () => void term.close(),
       };
     },
     close: () => client.close(),
@@ -151,7 +136,7 @@ function localSandboxes(ctx: CliContext): Sandboxes {
       return frames(info.id);
     },
     async terminal(id, spec) {
-      const { info } = corral.execs.start(id, { ...spec, tty: { cols: spec.cols, rows: spec.rows }, openStdin: true, background: true });
+      const { info } = corral.execs.start(id, { timeoutMs: SHELL_TIMEOUT_MS, ...spec, tty: { cols: spec.cols, rows: spec.rows }, openStdin: true, background: true });
       return {
         frames: frames(info.id),
         type: (bytes) => corral.execs.writeStdin(info.id, bytes),
