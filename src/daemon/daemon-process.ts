@@ -343,7 +343,8 @@ export async function ping(socketPath: string, timeoutMs = 2000): Promise<{ vers
   }
 }
 
-function socketAnswers(path: string): Promise<boolean> {
+/** Whether something accepts connections on the socket at `path`. */
+export function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
     const done = (answered: boolean) => {

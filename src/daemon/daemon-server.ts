@@ -10,10 +10,11 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
-import { connect, isIP, type AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
 import { CorralError } from '../protocol/errors.ts';
+import { socketAnswers } from './daemon-process.ts';
 import type { Transport } from '../api/api-types.ts';
 
 export interface DaemonServerOptions {
@@ -49,18 +50,6 @@ export interface DaemonServer {
 // sun_path holds 108 bytes including the final NUL.
 const MAX_SOCKET_PATH = 107;
 
-/** Whether something accepts connections on the socket at `path`. */
-function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    const done = (answered: boolean) => {
-      s.destroy();
-      resolve(answered);
-    };
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
 
 /** Clears the way for a socket at `path`: a stale socket file goes, a live one or any other file stays and is an error. */
 async function clearStaleSocket(path: string): Promise<void> {
