@@ -206,8 +206,9 @@ export class ExecSessions {
     if (typeof request !== 'object' || request === null || Array.isArray(request)) throw new CorralError('INVALID_ARGUMENT', 'the exec request must be an object');
     const sandbox = this.sandboxes.get(sandboxIdOrName, scope);
     if (sandbox.state !== 'ready') throw new CorralError('SANDBOX_STATE', `sandbox ${sandbox.id} is ${sandbox.state}: commands run only in a ready sandbox`, { sandbox: sandbox.id, state: sandbox.state });
-    const tenant = this.tenantOf(sandbox.id);
+    const tenant = this.sandboxes.tenantOf(sandbox.id);
     this.checkExecQuota(tenant);
+    this.sandboxes.checkStorageQuota(tenant);
     const env = validateEnv({ ...sandbox.env, ...validateEnv(request.env, 'the exec env') });
     const id = createdId ?? newId('exec', this.store.now());
     const abort = new AbortController();
@@ -586,12 +587,8 @@ export class ExecSessions {
     const shown = String(id).slice(0, 80);
     if (typeof id !== 'string' || !isExecId(id)) throw new CorralError('INVALID_ARGUMENT', `'${shown}' is not an exec id (exec_…)`, { exec: shown });
     const r = this.store.db.get<ExecRow>('SELECT * FROM execs WHERE id = ?', id);
-    if (!r || (scope.tenant !== null && this.tenantOf(r.sandbox_id) !== scope.tenant)) throw new CorralError('EXEC_NOT_FOUND', `no exec '${id}'`, { exec: id });
+    if (!r || (scope.tenant !== null && this.sandboxes.tenantOf(r.sandbox_id) !== scope.tenant)) throw new CorralError('EXEC_NOT_FOUND', `no exec '${id}'`, { exec: id });
     return r;
-  }
-
-  private tenantOf(sandboxId: string): string | null {
-    return this.store.db.get<{ tenant: string | null }>('SELECT tenant FROM sandboxes WHERE id = ?', sandboxId)?.tenant ?? null;
   }
 
   /** A tenant's quota on execs running at once (across its sandboxes and every daemon on this home). */

@@ -15,7 +15,7 @@ import type { SandboxService, Scope } from './sandbox-service.ts';
 import { TransferService, type ExportResult, type ImportResult } from './transfer-service.ts';
 
 export interface SandboxFilesDeps {
-  sandboxes: Pick<SandboxService, 'get'>;
+  sandboxes: Pick<SandboxService, 'get' | 'tenantOf' | 'checkStorageQuota'>;
   files: FileService;
   transfer: TransferService;
   store: CorralStore;
@@ -145,7 +145,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 const kindOf = { added: 'created', modified: 'modified', deleted: 'deleted' } as const satisfies Record<Change['change'], FileChangeKind>;
 
 export class SandboxFiles {
-  private readonly sandboxes: Pick<SandboxService, 'get'>;
+  private readonly sandboxes: Pick<SandboxService, 'get' | 'tenantOf' | 'checkStorageQuota'>;
   private readonly files: FileService;
   private readonly transfer: TransferService;
   private readonly store: CorralStore;
@@ -280,6 +280,7 @@ export class SandboxFiles {
   write(id: string, path: string, data: Uint8Array, options: { mode?: number; append?: boolean; parents?: boolean }, scope: Scope): FileWriteResult {
     const p = normalizePath(path);
     checkMode(options.mode);
+    this.sandboxes.checkStorageQuota(this.sandboxes.tenantOf(this.sandboxes.get(id, scope).id), data.length);
     return this.onVault(id, scope, (vault) =>
       this.store.db.transaction(() => {
         if (options.parents === false) this.mustBeDir(vault, parentOf(p), 'write into it');
@@ -393,6 +394,7 @@ export class SandboxFiles {
    */
   async upload(id: string, path: string, input: Readable, scope: Scope): Promise<ImportResult> {
     const p = normalizePath(path);
+    this.sandboxes.checkStorageQuota(this.sandboxes.tenantOf(this.sandboxes.get(id, scope).id));
     return this.onVault(id, scope, (vault) => {
       const e = this.files.reader(vault).lstat(p);
       if (e && e.kind !== 'dir') throw new CorralError('NOT_A_DIRECTORY', `${p} is a ${e.kind}: upload into a directory`, { path: p });

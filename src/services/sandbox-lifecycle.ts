@@ -145,7 +145,7 @@ export class SandboxLifecycle {
   saveCheckpoint(idOrName: string, options: { name?: string; message?: string } = {}, scope: Scope = OWNER): SandboxCheckpoint {
     const sb = this.live(idOrName, scope, 'checkpoint it');
     const cp = this.checkpoints.save(sb.vault, options.name, options.message ?? '');
-    this.events.publish('checkpointed', { sandbox: sb.id, tenant: this.tenantOf(sb.id), data: { checkpoint: cp.name, commit: cp.commit } });
+    this.events.publish('checkpointed', { sandbox: sb.id, tenant: this.sandboxes.tenantOf(sb.id), data: { checkpoint: cp.name, commit: cp.commit } });
     return toWire(cp);
   }
 
@@ -181,7 +181,7 @@ export class SandboxLifecycle {
         await this.cancelExecs(id);
       }
       const r = this.checkpoints.restore(sb.vault, name);
-      this.events.publish('restored', { sandbox: id, tenant: this.tenantOf(id), data: { checkpoint: name, commit: r.commit.id, previous: r.previous, cancelled: running } });
+      this.events.publish('restored', { sandbox: id, tenant: this.sandboxes.tenantOf(id), data: { checkpoint: name, commit: r.commit.id, previous: r.previous, cancelled: running } });
       return { sandbox: id, checkpoint: name, commit: r.commit.id, previous: r.previous, restored: r.restored, cancelled: running };
     });
   }
@@ -324,10 +324,6 @@ export class SandboxLifecycle {
     const sb = this.sandboxes.get(idOrName, scope);
     if (sb.state === 'destroyed') throw new CorralError('SANDBOX_STATE', `sandbox ${sb.id} is destroyed: cannot ${what}`, { sandbox: sb.id, state: sb.state });
     return sb;
-  }
-
-  private tenantOf(id: string): string | null {
-    return this.store.db.get<{ tenant: string | null }>('SELECT tenant FROM sandboxes WHERE id = ?', id)?.tenant ?? null;
   }
 
   /** Runs `fn` after the sandbox's previous lifecycle operation has ended. */

@@ -386,6 +386,24 @@ export class SandboxService {
     return vault;
   }
 
+  /** The tenant owning a sandbox (null: the machine's owner). */
+  tenantOf(sandboxId: string): string | null {
+    return this.store.db.get<{ tenant: string | null }>('SELECT tenant FROM sandboxes WHERE id = ?', sandboxId)?.tenant ?? null;
+  }
+
+  /**
+   * A tenant's storage quota: the logical size of its vaults' heads, plus `adding` bytes about to be
+   * written, against its max_storage_bytes; QUOTA_EXCEEDED when over (the owner has none).
+   */
+  checkStorageQuota(tenant: string | null, adding = 0): void {
+    if (tenant === null) return;
+    const max = this.store.db.get<{ max_storage_bytes: number | null }>('SELECT max_storage_bytes FROM tenants WHERE name = ?', tenant)?.max_storage_bytes ?? null;
+    if (max === null) return;
+    const used = this.store.db.get<{ n: number | null }>('SELECT sum(c.size) AS n FROM vaults v JOIN commits c ON c.id = v.head WHERE v.tenant = ?', tenant)?.n ?? 0;
+    if (used + adding > max)
+      throw new CorralError('QUOTA_EXCEEDED', `tenant ${tenant} stores ${used} bytes${adding ? ` (+${adding} now)` : ''}, its quota is ${max}: delete files or sandboxes first`, { tenant, quota: 'storage', limit: max, used });
+  }
+
   /** A tenant's quota on live sandboxes (tenants without a row, and the owner, have none). */
   private checkSandboxQuota(scope: Scope): void {
     if (scope.tenant === null) return;

@@ -203,3 +203,19 @@ function catchError(fn: () => unknown): unknown {
   }
   return undefined;
 }
+
+test('a tenant storage quota: writes and execs past it are refused with QUOTA_EXCEEDED; other tenants are not affected', () => {
+  const corral = openCorral();
+  corral.keys.setQuota('acme', { storageBytes: 100 });
+  const scope = { tenant: 'acme' };
+  const sb = corral.sandboxes.create({ backend: 'host', policy: 'permissive' }, scope);
+  corral.sandboxFiles.write(sb.id, '/a.txt', new Uint8Array(60), {}, scope);
+  const over = catchError(() => corral.sandboxFiles.write(sb.id, '/b.txt', new Uint8Array(50), {}, scope));
+  assert.ok(isCorralError(over, 'QUOTA_EXCEEDED'), String(over));
+  assert.equal(over.details.quota, 'storage');
+  corral.keys.setQuota('acme', { storageBytes: 50 });
+  assert.ok(isCorralError(catchError(() => corral.execs.start(sb.id, { argv: ['true'] }, scope)), 'QUOTA_EXCEEDED'));
+  // The owner and other tenants are not limited by acme's quota.
+  const mine = corral.sandboxes.create({ backend: 'host', policy: 'permissive' });
+  corral.sandboxFiles.write(mine.id, '/big.txt', new Uint8Array(500), {}, { tenant: null });
+});
