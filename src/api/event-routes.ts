@@ -73,10 +73,11 @@ function principalOf(c: Context<ApiEnv>): Principal | undefined {
 function filterOf(c: Context<ApiEnv>, view: EventsView, sandbox: string | null): StreamFilter {
   const scope = scopeOf(c);
   // Another tenant's sandbox (or a missing one) is 404 before any stream starts.
-  const ended = sandbox !== null && view.sandboxes.get(sandbox, scope).state === 'destroyed';
+  const sb = sandbox === null ? null : view.sandboxes.get(sandbox, scope);
   const p = principalOf(c);
   const approvals = p?.kind !== 'key' || hasScope(p.scopes, 'approvals');
-  return { sandbox, types: typesQuery(c), tenant: scope.tenant, approvals, ended };
+  // By id: a name given in the path is resolved once, here.
+  return { sandbox: sb?.id ?? null, types: typesQuery(c), tenant: scope.tenant, approvals, ended: sb?.state === 'destroyed' };
 }
 
 function sse(type: string, id: number, data: unknown): string {

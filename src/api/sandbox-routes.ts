@@ -18,6 +18,7 @@ import {
   type SandboxList,
 } from '../protocol/api-schemas.ts';
 import { CorralError } from '../protocol/errors.ts';
+import { validateVaultName } from '../protocol/paths.ts';
 import type { ExecSessions } from '../services/exec-sessions.ts';
 import type { SandboxLifecycle } from '../services/sandbox-lifecycle.ts';
 import { parseLabelFilter, type SandboxService } from '../services/sandbox-service.ts';
@@ -30,11 +31,16 @@ import type { RouteDocs } from './openapi.ts';
 export type SandboxesView = Pick<SandboxService, 'create' | 'list' | 'get'>;
 export type LifecycleView = Pick<SandboxLifecycle, 'destroy' | 'extend' | 'pause' | 'resume' | 'saveCheckpoint' | 'listCheckpoints' | 'deleteCheckpoint' | 'restoreCheckpoint'>;
 
-/** The `:id` path parameter, refused before any lookup unless it is a well-formed sbx_ id. */
+/**
+ * The `:id` path parameter: a sandbox's id, or the name of a live one (connect by name), refused
+ * before any lookup unless it is a well-formed sbx_ id or a valid name.
+ */
 export function sandboxIdParam(c: Context<ApiEnv>): string {
   const id = c.req.param('id') ?? '';
   const shown = id.slice(0, 80);
-  if (!isId('sbx', id)) throw new CorralError('INVALID_ARGUMENT', `'${shown}' is not a sandbox id: expected sbx_ followed by 26 base32 characters`, { sandbox: shown });
+  if (isId('sbx', id)) return id;
+  if (shown.startsWith('sbx_')) throw new CorralError('INVALID_ARGUMENT', `'${shown}' is not a sandbox id: expected sbx_ followed by 26 base32 characters`, { sandbox: shown });
+  validateVaultName(id);
   return id;
 }
 

@@ -33,6 +33,8 @@ test('POST /v1/sandboxes → 201 and the sandbox; GET, list with filters, DELETE
   assert.equal(sb.sourceVault, 'src');
   assert.deepEqual(sb.limits, { pids: 100 });
   assert.deepEqual(sandboxSchema.parse(await (await call('GET', `/v1/sandboxes/${sb.id}`)).json()), sb);
+  // Connect by name: any route takes a live sandbox's name in place of its id.
+  assert.deepEqual(sandboxSchema.parse(await (await call('GET', '/v1/sandboxes/web')).json()), sb);
   const other = sandboxSchema.parse(await (await call('POST', '/v1/sandboxes', { vault: 'src', fork: false, labels: { team: 'b' } })).json());
 
   const list = async (q: string) => sandboxListSchema.parse(await (await call('GET', `/v1/sandboxes${q}`)).json()).sandboxes.map((s) => s.id);
@@ -109,10 +111,13 @@ test('hostile input: unknown fields, policy paths, bad ids, huge bodies, wrong m
   assert.equal(corral.vaults.list().length, vaults);
   assert.equal(corral.store.db.get<{ n: number }>('SELECT count(*) AS n FROM sandboxes')!.n, 0);
 
-  for (const bad of ['sbx_nope', 'web', 'sbx_..%2F..', newId('exec')]) {
+  for (const bad of ['sbx_nope', 'sbx_..%2F..']) {
     await errorOf(await call('GET', `/v1/sandboxes/${bad}`), 400, 'INVALID_ARGUMENT');
     await errorOf(await call('DELETE', `/v1/sandboxes/${bad}`), 400, 'INVALID_ARGUMENT');
   }
+  for (const bad of ['%00x', 'a%20b', 'x'.repeat(300)]) await errorOf(await call('GET', `/v1/sandboxes/${bad}`), 400, 'INVALID_NAME');
+  // A valid name nobody has is simply not found.
+  await errorOf(await call('GET', '/v1/sandboxes/web'), 404, 'SANDBOX_NOT_FOUND');
   await errorOf(await call('GET', `/v1/sandboxes/${newId('sbx')}`), 404, 'SANDBOX_NOT_FOUND');
   await errorOf(await call('DELETE', `/v1/sandboxes/${newId('sbx')}`), 404, 'SANDBOX_NOT_FOUND');
   await errorOf(await call('PUT', `/v1/sandboxes/${newId('sbx')}`), 405, 'METHOD_NOT_ALLOWED');

@@ -253,10 +253,12 @@ test('error envelopes become CorralApiError with code, status, details and reque
   assert.ok(isNotFound(missing));
   assert.equal(missing.status, 404);
   assert.match(missing.requestId ?? '', /^req_/);
-  const malformed = await client.sandboxes.get('nope').catch((e: unknown) => e);
+  const malformed = await client.sandboxes.get('sbx_nope').catch((e: unknown) => e);
   assert.ok(isCorralApiError(malformed, ['INVALID_ARGUMENT', 'INVALID_PATH']));
   assert.equal(malformed.status, 400);
-  assert.deepEqual(malformed.details, { sandbox: 'nope' });
+  assert.deepEqual(malformed.details, { sandbox: 'sbx_nope' });
+  // A name is looked up (connect by name): one nobody has is not found.
+  assert.ok(isCorralApiError(await client.sandboxes.get('nope').catch((e: unknown) => e), 'SANDBOX_NOT_FOUND'));
   const badSpec = await client.sandboxes.create({ ttlSeconds: -1 }).catch((e: unknown) => e);
   assert.ok(isCorralApiError(badSpec, 'INVALID_ARGUMENT'));
   assert.ok(Array.isArray(badSpec.details.issues));

@@ -67,13 +67,9 @@ async function open(ctx: CliContext): Promise<Sandboxes> {
 
 function daemonSandboxes(client: import('../../sdk/index.ts').Corral): Sandboxes {
   const info = (s: { toJSON(): Sandbox }) => s.toJSON();
-  // The API takes ids; a name is looked up among the live sandboxes, as in-process.
-  const byId = async (idOrName: string) => {
-    if (idOrName.startsWith('sbx_')) return client.sandboxes.get(idOrName);
-    const found = (await client.sandboxes.list()).find((s) => s.name === idOrName);
-    if (!found) throw new CorralError('SANDBOX_NOT_FOUND', `no sandbox '${idOrName.slice(0, 80)}' (or it expired): GET /v1/sandboxes lists the live ones`, { sandbox: idOrName.slice(0, 80) });
-    return found;
-  };
+  // Ids and names alike: the API resolves a live sandbox's name.
+  const byId = (idOrName: string) => client.sandboxes.get(idOrName);
+
   return {
     via: 'daemon',
     create: async (spec) => info(await client.sandboxes.create(spec as Parameters<typeof client.sandboxes.create>[0])),
