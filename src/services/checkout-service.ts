@@ -314,6 +314,23 @@ export class CheckoutService {
     return { id: -1, dir, base: head.id, tree: head.tree, release: () => rmSync(dir, { recursive: true, force: true }) };
   }
 
+  /**
+   * For a vault with no warm checkout of its own: another vault's warm checkout at exactly this
+   * vault's head (a fresh fork's source), with that vault's id for its lock. Reads only.
+   */
+  borrowableWarm(vault: string): (WarmCheckout & { ownerVaultId: number }) | undefined {
+    const v = this.store.getVault(vault);
+    if (this.store.db.get("SELECT 1 AS x FROM checkouts WHERE vault_id = ? AND kind = 'warm'", v.id)) return undefined;
+    const row = this.store.db.get<CheckoutRow>(`${ROW_SQL} WHERE c.kind = 'warm' AND c.base = ? AND c.vault_id != ? LIMIT 1`, v.head, v.id);
+    if (!row || !lstatSync(row.dir, { throwIfNoEntry: false })?.isDirectory()) return undefined;
+    return { id: row.id, dir: row.dir, base: row.base, tree: this.store.getCommit(row.base).tree, ownerVaultId: row.vault_id };
+  }
+
+  /** Whether checkout `id` is still at `commit` (checked again under its lease). */
+  isAt(id: number, commit: string): boolean {
+    return this.store.db.get<{ base: string }>('SELECT base FROM checkouts WHERE id = ?', id)?.base === commit;
+  }
+
   /** The vault's warm checkout when it is already at the head (nothing to sync); undefined otherwise. Reads only. */
   currentWarm(vault: string): WarmCheckout | undefined {
     const v = this.store.getVault(vault);

@@ -295,6 +295,17 @@ export class ExecService {
       // A checkout held at an older commit for longer than PINNED_MS (a long-running exec reads it)
       // is not waited for: this exec runs on a throwaway checkout of the head instead.
       let pinned: (WarmCheckout & { release: () => void }) | undefined;
+      // A fresh fork has no checkout of its own: its source's, at the same commit, serves as the
+      // lower layer (read only) until the fork's head moves, so its first exec exports nothing.
+      let borrowed = false;
+      const lender = overlay && !checkpointing ? this.checkouts.borrowableWarm(vault.name) : undefined;
+      if (lender) {
+        const shared = await this.locks.shared(`warm:${lender.ownerVaultId}`, request.signal);
+        if (this.checkouts.isAt(lender.id, vault.head)) {
+          fast = { warm: lender, shared };
+          borrowed = true;
+        } else shared();
+      }
       const since = performance.now();
       for (let wait = 2; overlay && !checkpointing && !fast && !early && !pinned; wait = Math.min(50, wait * 2)) {
         const shared = await this.locks.shared(lockKey, request.signal);
@@ -385,7 +396,7 @@ export class ExecService {
       const discard = readonly ? 'readonly' : run.cancelled ? 'cancelled' : failed && req.onFailure === 'discard' ? (run.timedOut ? 'timedOut' : 'failed') : undefined;
       result.changes = this.summarize(vault.name, warm, run, discard, overlay, { execId: id, command: commandText });
       inPlace = undefined;
-      if (overlay && result.changes.commit && !pinned) {
+      if (overlay && result.changes.commit && !pinned && !borrowed) {
         releases.pop()!();
         const alone = await this.locks.tryExclusive(lockKey, { dirty: true });
         if (alone) {

@@ -413,3 +413,23 @@ test('a long-running exec does not hold others up: after a commit, the next exec
   stop.abort();
   assert.equal((await long).status, 'completed');
 });
+
+test('a fresh fork borrows its source\'s checkout for its first exec (no export); the source stays untouched', async () => {
+  const corral = setup();
+  const source = corral.checkouts.warm('v');
+  corral.vaults.fork('v', 'f');
+  const first = await corral.exec.run({ vault: 'f', backend: 'namespace', policy: 'permissive', shell: 'cat edit.txt; echo fork > edit.txt; rm gone.txt' });
+  assert.equal(first.status, 'completed', JSON.stringify(first.error));
+  assert.equal(first.stdout, 'old\n');
+  assert.deepEqual(first.changes?.modified.map((c) => c.path), ['/edit.txt']);
+  assert.deepEqual(first.changes?.deleted.map((c) => c.path), ['/gone.txt']);
+  assert.equal(corral.checkouts.list('f').filter((c) => c.kind === 'warm').length, 0, 'no checkout of its own was made');
+  const { readFileSync, existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  assert.equal(readFileSync(join(source.dir, 'edit.txt'), 'utf8'), 'old\n', "the source's checkout is not written");
+  assert.ok(existsSync(join(source.dir, 'gone.txt')));
+  assert.equal(Buffer.from(corral.files.reader('v').readFile('/edit.txt')).toString(), 'old\n');
+  // The fork's head moved: its next exec gets a checkout of its own, with the change.
+  const next = await corral.exec.run({ vault: 'f', backend: 'namespace', policy: 'permissive', shell: 'cat edit.txt; ls' });
+  assert.equal(next.stdout, 'fork\nedit.txt\nkeep.txt\nsrc\n');
+});
