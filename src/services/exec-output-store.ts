@@ -39,6 +39,36 @@ interface Pending {
 export const DEFAULT_OUTPUT_KEPT = 16 * 1024 * 1024;
 /** Rows one read takes at most (each chunk is a pipe read: 64 KiB or less, or a flushed batch). */
 const PAGE_ROWS = 64;
+/** Chunks of one stream that arrived within this many µs of the first of a run are stored as one row. */
+const COALESCE_US = 1000;
+
+/**
+ * Contiguous chunks of a stream that arrived within COALESCE_US of each other, as one: a fast
+ * producer's 64 KiB pipe reads become fewer, larger rows; output at a human pace keeps each chunk's time.
+ */
+function coalesce(chunks: OutputChunk[]): OutputChunk[] {
+  const out: OutputChunk[] = [];
+  type Run = { first: OutputChunk; parts: Buffer[]; end: number; index: number };
+  const open: Partial<Record<OutputStream, Run>> = {};
+  const close = (run: Run | undefined): void => {
+    if (run && run.parts.length > 1) out[run.index] = { ...run.first, data: Buffer.concat(run.parts) };
+  };
+  for (const c of chunks) {
+    const run = open[c.stream];
+    if (run && run.end === c.offset && c.atUs - run.first.atUs < COALESCE_US) {
+      run.parts.push(c.data);
+      run.end += c.data.length;
+      continue;
+    }
+    close(run);
+    open[c.stream] = { first: c, parts: [c.data], end: c.offset + c.data.length, index: out.length };
+    out.push(c);
+  }
+  close(open.stdout);
+  close(open.stderr);
+  return out;
+}
+
 /** Flushed output kept in memory per stream of a running exec, for readers that follow it live. */
 const RECENT_BYTES = 4 * 1024 * 1024;
 
@@ -51,6 +81,8 @@ export class ExecOutputStore {
   private readonly pending = new Map<string, Pending>();
   /** The latest flushed chunks of running execs, so readers that keep up never read them back from SQLite. */
   private readonly recent = new Map<string, Record<OutputStream, OutputChunk[]>>();
+  /** The ends of running execs' streams as of their last flush. */
+  private readonly known = new Map<string, Record<OutputStream, number>>();
 
   constructor(db: Database, options: OutputStoreOptions = {}) {
     this.db = db;
@@ -64,7 +96,8 @@ export class ExecOutputStore {
   append(execId: string, stream: OutputStream, data: Buffer): OutputChunk {
     let p = this.pending.get(execId);
     if (!p) {
-      p = { chunks: [], bytes: 0, timer: null, end: this.storedEnds(execId) };
+      // A running exec's ends are known from its last flush: the database is asked only once.
+      p = { chunks: [], bytes: 0, timer: null, end: this.known.get(execId) ?? this.storedEnds(execId) };
       this.pending.set(execId, p);
     }
     const chunk: OutputChunk = { stream, offset: p.end[stream], atUs: this.nowUs(), data };
@@ -83,8 +116,9 @@ export class ExecOutputStore {
     if (p.timer) clearTimeout(p.timer);
     this.pending.delete(execId);
     if (p.chunks.length === 0) return;
+    this.known.set(execId, { ...p.end });
     this.db.transaction(() => {
-      for (const c of p.chunks) this.db.run('INSERT INTO exec_output(exec_id, stream, offset, at_us, size, data) VALUES (?, ?, ?, ?, ?, ?)', execId, STREAM_CODE[c.stream], c.offset, c.atUs, c.data.length, c.data);
+      for (const c of coalesce(p.chunks)) this.db.run('INSERT INTO exec_output(exec_id, stream, offset, at_us, size, data) VALUES (?, ?, ?, ?, ?, ?)', execId, STREAM_CODE[c.stream], c.offset, c.atUs, c.data.length, c.data);
       for (const stream of ['stdout', 'stderr'] as const) {
         const keepFrom = p.end[stream] - this.maxBytes;
         // A chunk goes only when all of it is older than the bound (the kept window may start mid-chunk).
@@ -157,11 +191,13 @@ export class ExecOutputStore {
   finish(execId: string): void {
     this.flush(execId);
     this.recent.delete(execId);
+    this.known.delete(execId);
   }
 
   /** Forgets an exec's output (with its sandbox). */
   drop(execId: string): void {
     this.recent.delete(execId);
+    this.known.delete(execId);
     const p = this.pending.get(execId);
     if (p?.timer) clearTimeout(p.timer);
     this.pending.delete(execId);
