@@ -32,6 +32,7 @@
 // Usage: corral-run [--cgroup-procs FILE]... [--overlay LOWER UPPER WORK MERGED] [--chdir DIR]
 //                   [--rlimit NAME=VALUE]... [--grace-ms N] [--term-spare-child] [--status-fd N]
 //                   [--extra-fds N] [--passive] [--pty COLSxROWS [--pty-control-fd N]] -- ARGV...
+//        corral-run --peer-cred FD   (prints the UID GID PID of the peer of Unix socket FD)
 // The command keeps fds 0-2 and, with --extra-fds N, fds 4 .. 3+N; every other inherited fd is closed.
 // Status lines (fd given by --status-fd): "started PID", "exit CODE" | "signal NUM",
 // "rusage UTIME_US STIME_US MAXRSS_KB INBLOCK OUBLOCK", "opaque HEX(PATH)", "error TEXT", and
@@ -54,6 +55,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -429,6 +431,18 @@ static void wait_step(struct term *t, int sfd, int timeout_ms) {
 }
 
 int main(int argc, char **argv) {
+  // corral-run --peer-cred FD: who is at the other end of the Unix socket FD (the daemon asks, as
+  // Node has no SO_PEERCRED): prints "UID GID PID".
+  if (argc == 3 && !strcmp(argv[1], "--peer-cred")) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(atoi(argv[2]), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      fprintf(stderr, "corral-run: SO_PEERCRED: %s\n", strerror(errno));
+      return 1;
+    }
+    printf("%u %u %d\n", (unsigned)cred.uid, (unsigned)cred.gid, (int)cred.pid);
+    return 0;
+  }
   const char *cgroup_procs[16];
   int ncgroups = 0;
   const char *ov[4] = {0};

@@ -10,11 +10,12 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:https';
 import { createSecureContext } from 'node:tls';
-import { isIP, type AddressInfo } from 'node:net';
+import { createServer as createNetServer, isIP, type AddressInfo, type Server as NetServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { getRequestListener } from '@hono/node-server';
 import { CorralError } from '../protocol/errors.ts';
 import { socketAnswers } from './daemon-process.ts';
+import { peerCredentials, type PeerCredentials } from './peer-credentials.ts';
 import type { Transport } from '../api/api-types.ts';
 
 export interface DaemonServerOptions {
@@ -35,6 +36,8 @@ export interface DaemonServerOptions {
   /** How long a client may take to send its headers, and its whole request (defaults 10 s and 60 s): trickling clients are cut off. */
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
+  /** Who may use the Unix socket, by the peer's credentials (default: this process's uid, and root). */
+  allowPeer?: (peer: PeerCredentials) => boolean;
   /** Takes HTTP upgrade requests (WebSockets); without it they are refused. */
   upgrade?: (request: IncomingMessage, socket: Duplex, head: Buffer, transport: Transport) => void;
 }
@@ -64,7 +67,7 @@ async function clearStaleSocket(path: string): Promise<void> {
   unlinkSync(path);
 }
 
-function listen(server: Server, target: string | { port: number; host: string }): Promise<void> {
+function listen(server: NetServer, target: string | { port: number; host: string }): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (e: Error) => reject(e);
     server.once('error', onError);
@@ -77,16 +80,19 @@ function listen(server: Server, target: string | { port: number; host: string })
   });
 }
 
-function closeServer(server: Server, drainMs: number): Promise<void> {
+/** Stops `listener` accepting, lets the HTTP server's requests in flight finish (up to drainMs), then cuts them. */
+function closeServer(listener: NetServer, http: Server, drainMs: number): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => server.closeAllConnections(), drainMs);
+    const timer = setTimeout(() => http.closeAllConnections(), drainMs);
     timer.unref();
-    server.close(() => {
+    listener.close(() => {
       clearTimeout(timer);
-      resolve();
+      // An HTTP server fed by a gatekeeper is closed too, which stops its deadline checks.
+      if (listener !== http) http.close(() => resolve());
+      else resolve();
     });
     // Keep-alive connections with no request in flight would hold close() open: end them now.
-    server.closeIdleConnections();
+    http.closeIdleConnections();
   });
 }
 
@@ -133,7 +139,8 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
   // overrideGlobalObjects: false, so the adapter leaves the process's Request and Response alone.
   // The adapter's own bindings (incoming, outgoing) are kept next to the transport.
   const listenerFor = (transport: Transport) => getRequestListener((req, env) => options.fetch(req, { ...env, transport }), { overrideGlobalObjects: false });
-  const servers: Server[] = [];
+  // Each HTTP server with what listens for it: itself (TCP), or the Unix socket's gatekeeper.
+  const servers: { http: Server; listener: NetServer }[] = [];
   const make = (transport: Transport, tls?: { cert: Buffer; key: Buffer }) => {
     // A TLS handshake has the same deadline as headers: a silent client cannot hold a connection open.
     // Slow clients cannot hold a connection forever with a trickled header or body: the deadlines
@@ -147,12 +154,36 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
       if (options.upgrade) options.upgrade(req, socket, head, transport);
       else socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     });
-    servers.push(s);
     return s;
   };
 
   await clearStaleSocket(socketPath);
-  const unixServer = make('unix');
+  const unixHttp = make('unix');
+  // The socket's mode lets only its owner connect; the gatekeeper also asks the kernel who the peer
+  // is (SO_PEERCRED) and serves only this uid (and root) before the HTTP server sees a byte.
+  const uid = process.getuid?.() ?? 0;
+  const allowed = options.allowPeer ?? ((peer: PeerCredentials) => peer.uid === uid || peer.uid === 0);
+  const unixServer = createNetServer({ pauseOnConnect: true }, (socket) => {
+    socket.on('error', () => undefined);
+    peerCredentials(socket).then(
+      (peer) => {
+        if (!allowed(peer)) {
+          options.onError?.(new Error(`refused a connection from uid ${peer.uid} (pid ${peer.pid}): only uid ${uid} may use ${socketPath}`));
+          return void socket.destroy();
+        }
+        unixHttp.emit('connection', socket);
+        socket.resume();
+      },
+      (e: Error) => {
+        options.onError?.(e);
+        socket.destroy();
+      },
+    );
+  });
+  servers.push({ http: unixHttp, listener: unixServer });
+  // The HTTP server never listens itself (the gatekeeper does): its 'listening' event is what
+  // starts Node's checks of the header and request deadlines, so it is given one.
+  unixHttp.emit('listening');
   let privateDir: string | undefined;
   let bound: { dev: number; ino: number } | undefined;
   try {
@@ -176,10 +207,11 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
   let tcp: { host: string; port: number; tls: boolean } | null = null;
   if (options.tcp) {
     const tcpServer = make('tcp', tlsPair);
+    servers.push({ http: tcpServer, listener: tcpServer });
     try {
       await listen(tcpServer, { port: options.tcp.port, host });
     } catch (e) {
-      await Promise.all(servers.map((s) => closeServer(s, 0)));
+      await Promise.all(servers.map((s) => closeServer(s.listener, s.http, 0)));
       removeOwnSocket(socketPath, bound);
       throw new CorralError('HOST_IO_ERROR', `cannot listen on ${host}:${options.tcp.port}: ${(e as Error).message}`, { host, port: options.tcp.port }, e);
     }
@@ -192,7 +224,7 @@ export async function startDaemonServer(options: DaemonServerOptions): Promise<D
     tcp,
     close() {
       closing ??= (async () => {
-        await Promise.all(servers.map((s) => closeServer(s, drainMs)));
+        await Promise.all(servers.map((s) => closeServer(s.listener, s.http, drainMs)));
         removeOwnSocket(socketPath, bound);
       })();
       return closing;

@@ -167,3 +167,34 @@ test('corral daemon: prints the socket and version, logs JSON lines, exits 0 on 
     await exited;
   }
 });
+
+test('the Unix socket serves only its owner: a peer of another uid is refused by its credentials (SO_PEERCRED), even where the file mode would let it in', async () => {
+  const dir = tempDir();
+  const socketPath = join(dir, 'd.sock');
+  const refused: string[] = [];
+  const server = await startDaemonServer({ fetch: app().fetch, socketPath, onError: (e) => refused.push(e.message) });
+  try {
+    const { chmodSync } = await import('node:fs');
+    // As if someone loosened the mode (or a group were given access): the gatekeeper still refuses.
+    chmodSync(dir, 0o755);
+    chmodSync(socketPath, 0o666);
+    const asNobody = (code: string) =>
+      new Promise<{ out: string; err: string }>((resolve) => {
+        const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '/usr/bin/python3', '-c', code]);
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (b: Buffer) => (out += b));
+        child.stderr.on('data', (b: Buffer) => (err += b));
+        child.on('close', () => resolve({ out, err }));
+      });
+    const probe = `import socket;s=socket.socket(socket.AF_UNIX);s.connect(${JSON.stringify(socketPath)});s.sendall(b'GET /v1/ping HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n');print(repr(s.recv(200)))`;
+    const nobody = await asNobody(probe);
+    // Closed unanswered: an empty read, or a reset since its request was never read.
+    assert.ok(nobody.out.trim() === "b''" || /ConnectionResetError/.test(nobody.err), `no answer for uid 65534: ${nobody.out}${nobody.err}`);
+    assert.match(refused.join('\n'), /refused a connection from uid 65534/);
+    // Its owner is served as before.
+    assert.equal((await get({ socketPath }, '/v1/ping')).status, 200);
+  } finally {
+    await server.close();
+  }
+});
