@@ -106,6 +106,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
       ...(body.stdin !== undefined ? { stdin: new Uint8Array(Buffer.from(body.stdin, 'base64')) } : {}),
       ...(body.openStdin ? { openStdin: true } : {}),
       ...(body.tty ? { tty: body.tty } : {}),
+      ...(body.user !== undefined ? { user: body.user } : {}),
       background: body.background === true,
     };
     if (body.background) {
@@ -151,6 +152,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
       ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {}),
       ...(body.openStdin ? { openStdin: true } : {}),
       ...(body.tty ? { tty: body.tty } : {}),
+      ...(body.user !== undefined ? { user: body.user } : {}),
     }, scopeOf(c));
     return c.json(info satisfies ExecRecord, 201, { location: `/v1/execs/${info.id}` });
   });

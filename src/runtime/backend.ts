@@ -56,6 +56,8 @@ export interface ExecSpec {
   onTerminal?: (t: TerminalControl) => void;
   /** Without a terminal: a hold on the output pipes, at start (see OutputHold). */
   onOutput?: (hold: OutputHold) => void;
+  /** Run as this user inside the sandbox (namespace backend: the uid/gid the user namespace shows; default: the sandbox's own). */
+  user?: { uid: number; gid: number };
   timeoutMs: number;
   graceMs: number;
   outputCap: number;

@@ -56,7 +56,7 @@ class NamespaceSandbox extends SupervisedSandbox {
     // its control pipe comes through bwrap on the fd after the inner status fd.
     const pty = exec.tty ? { cols: exec.tty.cols, rows: exec.tty.rows, controlFd: terminalControlFd(1, true) } : undefined;
     const init = { path: supervisorPath(), statusFd: innerStatusFd(1), ...(pty ? { pty } : {}) };
-    const common = { cwd, argv: exec.argv, env: exec.env, network: this.spec.network, tmpSizeBytes: limits.tmpSizeBytes ?? DEFAULT_TMP_SIZE, seccompFd: SECCOMP_FD, init };
+    const common = { cwd, argv: exec.argv, env: exec.env, network: this.spec.network, tmpSizeBytes: limits.tmpSizeBytes ?? DEFAULT_TMP_SIZE, seccompFd: SECCOMP_FD, init, ...(exec.user ? { uid: exec.user.uid, gid: exec.user.gid } : {}) };
     const launch = { extraFds: [this.seccomp], termSpareChild: true, innerStatus: true, terminalInside: pty !== undefined };
     if (this.spec.readonly) return { ...launch, argv: [this.bwrap, ...buildBwrapArgs({ ...common, workspace: this.spec.checkout, readonly: true })] };
     const overlay = { lower: this.spec.checkout, upper: join(scratch, 'upper'), work: join(scratch, 'work'), merged: join(scratch, 'merged') };

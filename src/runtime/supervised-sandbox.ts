@@ -147,6 +147,8 @@ export abstract class SupervisedSandbox implements Sandbox {
     if (this.destroyed) throw new CorralError('EXEC_FAILED', `sandbox ${this.id} was destroyed`, { sandbox: this.id });
     if (exec.tty && !this.capabilities.pty)
       throw new CorralError('BACKEND_UNAVAILABLE', `the ${this.backend} backend cannot give a command a terminal here: run it without tty, or pick another backend (corral doctor)`, { backend: this.backend });
+    if (exec.user && this.backend !== 'namespace' && exec.user.uid !== process.getuid?.())
+      throw new CorralError('BACKEND_UNAVAILABLE', `the ${this.backend} backend runs commands as Corral's own user (uid ${process.getuid?.()}): run as uid ${exec.user.uid} with the namespace backend`, { backend: this.backend, user: exec.user });
     const limits = { ...this.spec.limits, ...exec.limits };
     const warnings: string[] = [];
     const missing = unenforceable(this.capabilities, limits);

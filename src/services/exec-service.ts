@@ -17,6 +17,7 @@ import { NamespaceBackend } from '../runtime/namespace-backend.ts';
 import { cleanupStaleResources } from '../runtime/supervised-sandbox.ts';
 import type { ExecEvent, OutputHold, StdinSource } from '../runtime/supervisor.ts';
 import type { TerminalControl } from '../runtime/terminal-control.ts';
+import { resolveSandboxUser } from '../runtime/sandbox-user.ts';
 import { terminalSizeProblem, type TerminalSize } from '../protocol/terminal-size.ts';
 import { readUpperChanges } from '../runtime/overlay-changes.ts';
 import type { FsChangeSet } from '../runtime/fs-changes.ts';
@@ -63,6 +64,8 @@ export interface ExecRequest {
    * showed (capped as usual) and stderr is empty.
    */
   tty?: TerminalSize;
+  /** Run as this user inside the sandbox: "UID", "UID:GID" or a name of /etc/passwd (namespace backend; default: the sandbox's own user). */
+  user?: string;
   /** With tty: called once the command runs, with the handle to type into, resize, end and pause the terminal. */
   onTerminal?: (t: TerminalControl) => void;
   /** Without tty: called once the command runs, with a hold on its output (a reader that falls behind pauses it). */
@@ -95,7 +98,7 @@ export interface ExecRequest {
 /** What an approval keeps of a request, to run it later. */
 type StoredRequest = Omit<ExecRequest, 'id' | 'stdin' | 'onEvent' | 'onTerminal' | 'onOutput' | 'signal' | 'resume' | 'approvalWaitMs' | 'heartbeatMs'>;
 
-const storedKeys = ['vault', 'argv', 'shell', 'cwd', 'env', 'tty', 'backend', 'policy', 'timeoutMs', 'graceMs', 'readonly', 'network', 'limits', 'bestEffort', 'checkpoint', 'onFailure', 'outputCap'] as const satisfies readonly (keyof StoredRequest)[];
+const storedKeys = ['vault', 'argv', 'shell', 'cwd', 'env', 'tty', 'user', 'backend', 'policy', 'timeoutMs', 'graceMs', 'readonly', 'network', 'limits', 'bestEffort', 'checkpoint', 'onFailure', 'outputCap'] as const satisfies readonly (keyof StoredRequest)[];
 
 /** The request's plain fields only: never a stream, a signal or a callback. */
 function storedRequest(req: StoredRequest): Record<string, unknown> {
@@ -222,6 +225,7 @@ export class ExecService {
         result.vault = req.vault;
       }
       const argv = this.validate(req);
+      const user = req.user === undefined ? undefined : resolveSandboxUser(req.user);
       const cwd = workspaceCwd(req.cwd);
       result.command = { argv: req.argv ?? [], shell: req.shell ?? null, cwd: cwd === '/' ? '/workspace' : `/workspace${cwd}` };
       const commandText = req.shell ?? quoteArgv(argv);
@@ -364,6 +368,7 @@ export class ExecService {
         // A resumed command runs without input: what was approved is the command, not whatever stdin brings now.
         stdin: request.resume === undefined ? request.stdin : undefined,
         ...(req.tty ? { tty: { cols: req.tty.cols, rows: req.tty.rows }, onTerminal: request.onTerminal } : request.onOutput ? { onOutput: request.onOutput } : {}),
+        ...(user ? { user } : {}),
         timeoutMs,
         graceMs: req.graceMs ?? DEFAULT_GRACE_MS,
         outputCap: req.outputCap ?? DEFAULT_OUTPUT_CAP,

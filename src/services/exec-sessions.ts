@@ -12,6 +12,7 @@ import { hostIdentity, identityOf, processAlive, type ProcessIdentity } from '..
 import type { CorralStore } from '../store/corral-store.ts';
 import type { TerminalControl } from '../runtime/terminal-control.ts';
 import type { OutputHold } from '../runtime/supervisor.ts';
+import { resolveSandboxUser } from '../runtime/sandbox-user.ts';
 import type { TerminalSize } from '../protocol/terminal-size.ts';
 import type { EventBus } from './event-bus.ts';
 import type { ExecRequest, ExecService } from './exec-service.ts';
@@ -54,6 +55,8 @@ export interface StartRequest extends SandboxExecRequest {
   background?: boolean;
   /** A real terminal of this size: stdin goes to it (writeStdin types, closeStdin types ^D), resize() resizes it. */
   tty?: TerminalSize;
+  /** The user to run as inside the sandbox ("UID", "UID:GID" or a name; namespace backend). */
+  user?: string;
   /** Keep stdin open for writeStdin()/closeStdin() (default: stdin is the bytes given, or empty). */
   openStdin?: boolean;
   /** The proc_ id of the named process this exec is a run of. */
@@ -210,6 +213,7 @@ export class ExecSessions {
     this.checkExecQuota(tenant);
     this.sandboxes.checkStorageQuota(tenant);
     const env = validateEnv({ ...sandbox.env, ...validateEnv(request.env, 'the exec env') });
+    if (request.user !== undefined) resolveSandboxUser(request.user);
     const id = createdId ?? newId('exec', this.store.now());
     const abort = new AbortController();
     if (request.signal) {
@@ -217,7 +221,7 @@ export class ExecSessions {
       else request.signal.addEventListener('abort', () => abort.abort(), { once: true });
     }
     const stdin = request.openStdin && !request.tty ? new PassThrough() : null;
-    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty };
+    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty, user: request.user };
     const now = this.store.now();
     if (createdId) this.store.db.run("UPDATE execs SET state = 'running', background = ?, request = ? WHERE id = ? AND state = 'created'", request.background ? 1 : 0, JSON.stringify(plain), id);
     else this.store.db.run('INSERT INTO execs(id, sandbox_id, state, background, process_id, request, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', id, sandbox.id, 'running', request.background ? 1 : 0, request.processId ?? null, JSON.stringify(plain), now);
@@ -239,6 +243,7 @@ export class ExecSessions {
       ...(request.shell !== undefined ? { shell: request.shell } : {}),
       ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
       ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+      ...(request.user !== undefined ? { user: request.user } : {}),
       ...(stdin ? { stdin } : request.stdin !== undefined ? { stdin: request.stdin } : {}),
       ...(request.tty
         ? {
@@ -293,7 +298,8 @@ export class ExecSessions {
     if (sandbox.state === 'destroyed') throw new CorralError('SANDBOX_STATE', `sandbox ${sandbox.id} is destroyed`, { sandbox: sandbox.id, state: sandbox.state });
     validateEnv(request.env, 'the exec env');
     const id = newId('exec', this.store.now());
-    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty, openStdin: request.openStdin };
+    if (request.user !== undefined) resolveSandboxUser(request.user);
+    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty, user: request.user, openStdin: request.openStdin };
     this.store.db.run("INSERT INTO execs(id, sandbox_id, state, request, created_at) VALUES (?, ?, 'created', ?, ?)", id, sandbox.id, JSON.stringify(plain), this.store.now());
     return this.get(id, scope);
   }

@@ -186,3 +186,26 @@ test('a PTY over the attach WebSocket: type a command and read it back, resize, 
     await d.close();
   }
 });
+
+test('exec instances take a user: a uid, uid:gid or a name inside a namespace sandbox; bad ones are 400; the host backend refuses', async () => {
+  const d = await daemon();
+  try {
+    const sb = d.corral.sandboxes.create({ vault: 'src', backend: 'namespace', policy: 'permissive' });
+    const runAs = async (user: string) => {
+      const created = await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { argv: ['id'], user });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      await post(d.socketPath, `/v1/execs/${created.body.id}/start`, {});
+      return (await d.corral.execs.wait(created.body.id)).result!;
+    };
+    assert.match((await runAs('1000')).stdout, /^uid=1000\b.*gid=1000\b/);
+    assert.match((await runAs('1000:1001')).stdout, /^uid=1000\b.*gid=1001\b/);
+    assert.match((await runAs('nobody')).stdout, /^uid=65534\b/);
+    for (const bad of ['no such user', '70000', 'ghost-user-x']) assert.equal((await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { argv: ['id'], user: bad })).status, 400, bad);
+    const host = d.corral.sandboxes.create({ vault: 'src', backend: 'host', policy: 'permissive' });
+    const r = await post(d.socketPath, `/v1/sandboxes/${host.id}/exec`, { argv: ['id'], user: '1000' });
+    assert.equal(r.body.status, 'failed');
+    assert.equal(r.body.error.code, 'BACKEND_UNAVAILABLE');
+  } finally {
+    await d.close();
+  }
+});
