@@ -13,10 +13,15 @@ function run(home: string, daemon: boolean) {
   const json = corral(home, ['sandbox', 'exec', 'web', '--json', '--', 'cat', 'b.txt']);
   const shell = corral(home, ['shell', 'web', '--cmd', 'sh'], { input: 'cat b.txt; exit 6\n' });
   const list = corral(home, ['sandbox', 'list', '--label', 'team=a', '--json']);
+  // Tar streams both ways: down from the sandbox, up into another directory of it.
+  const tarFile = `${home}/down.tar`;
+  const down = corral(home, ['sandbox', 'download', 'web', '/', '--tar', tarFile, '--json']);
+  const up = corral(home, ['sandbox', 'upload', 'web', tarFile, '/copy', '--json']);
+  const copied = corral(home, ['sandbox', 'exec', 'web', '--', 'cat', 'copy/b.txt']);
   const missing = corral(home, ['sandbox', 'show', 'nope']);
   const bad = corral(home, ['sandbox', 'exec', 'web']);
   const destroyed = corral(home, ['sandbox', 'destroy', 'web', '--json']);
-  return { daemon, created: created.json, exec, json, shell, list, missing, bad, destroyed };
+  return { daemon, created: created.json, exec, json, shell, list, missing, bad, destroyed, down, up, copied };
 }
 
 test('sandbox create/exec/list/show/destroy and shell: the same with and without a daemon', async () => {
@@ -48,6 +53,11 @@ test('sandbox create/exec/list/show/destroy and shell: the same with and without
     assert.match(r.missing.stderr, /SANDBOX_NOT_FOUND/, where);
     assert.equal(r.bad.code, 2, where);
     assert.equal(r.destroyed.json.state, 'destroyed', where);
+    assert.equal(r.down.code, 0, `${where}: ${r.down.stderr}`);
+    assert.ok(r.down.json.bytes > 0, where);
+    assert.equal(r.up.code, 0, `${where}: ${r.up.stderr}`);
+    assert.equal(r.up.json.files, 2, where);
+    assert.equal(r.copied.stdout, 'new\n', where);
   }
   assert.equal(local.exec.stdout, viaDaemon.exec.stdout);
   assert.equal(local.missing.stderr, viaDaemon.missing.stderr);

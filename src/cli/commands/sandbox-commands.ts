@@ -2,6 +2,9 @@
 // When a daemon answers on $CORRAL_HOME/corral.sock the commands go through it with the SDK (its
 // sandboxes, its execs, its events); otherwise they do the same work in this process. The output is
 // the same either way; `--json` answers carry `via` only in the note on stderr.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { Readable, Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import type { Sandbox } from '../../protocol/api-schemas.ts';
 import { CorralError, errorCodes, type ErrorCode } from '../../protocol/errors.ts';
@@ -45,7 +48,20 @@ interface Sandboxes {
   /** Runs a command; output frames as they come, then the result. */
   exec(id: string, spec: ExecSpecCli, signal: AbortSignal): AsyncIterable<Frame>;
   terminal(id: string, spec: ExecSpecCli & { cols: number; rows: number }): Promise<TerminalSession>;
+  /** A tar stream into directory `path` of the sandbox: one commit. */
+  upload(id: string, path: string, tar: Readable): Promise<UploadSummary>;
+  /** The tar stream of `path` (a directory, or one file) into `out`. */
+  download(id: string, path: string, out: Writable): Promise<void>;
   close(): void;
+}
+
+interface UploadSummary {
+  path: string;
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+  commit: string | null;
 }
 
 /** The daemon when one answers on the socket (within 300 ms), else this process. */
@@ -109,6 +125,14 @@ function daemonSandboxes(client: import('../../sdk/index.ts').Corral): Sandboxes
         close: () => void term.close(),
       };
     },
+    async upload(id, path, tar) {
+      const r = await (await byId(id)).files.upload(path, Readable.toWeb(tar) as ReadableStream<Uint8Array>);
+      return { path: r.path, files: r.files, dirs: r.dirs, symlinks: r.symlinks, bytes: r.bytes, commit: r.commit };
+    },
+    async download(id, path, out) {
+      const body = await (await byId(id)).files.download(path);
+      await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), out);
+    },
     close: () => client.close(),
   };
 }
@@ -140,6 +164,13 @@ function localSandboxes(ctx: CliContext): Sandboxes {
         ack: () => {},
         close: () => {},
       };
+    },
+    async upload(id, path, tar) {
+      const r = await corral.sandboxFiles.upload(id, path, tar, { tenant: null });
+      return { path: r.path, files: r.files, dirs: r.dirs, symlinks: r.symlinks, bytes: r.bytes, commit: r.commit?.id ?? null };
+    },
+    async download(id, path, out) {
+      await corral.sandboxFiles.download(id, path, { tenant: null }).pipe(out);
     },
     close: () => {},
   };
@@ -295,6 +326,65 @@ export function registerSandboxCommands(program: Command, ctx: CliContext): void
           } finally {
             process.off('SIGINT', onSignal);
           }
+        }),
+      ),
+    );
+
+  /** Counts the bytes going through, for the progress line. */
+  const counted = (label: string) => {
+    const progress = ctx.out.progress(label);
+    let n = 0;
+    // A transform, not a 'data' listener: that would start the flow before the consumer is there.
+    const through = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        progress.update((n += chunk.length));
+        done(null, chunk);
+      },
+    });
+    return { through, stop: () => progress.stop(), bytes: () => n };
+  };
+
+  sb.command('upload <sandbox> <tar> [path]')
+    .description("write a tar stream (a file, or '-' for stdin) into a directory of the sandbox (default /): one commit; progress in bytes")
+    .addHelpText('after', examples('corral sandbox upload web project.tar /', 'tar -C ./src -cf - . | corral sandbox upload web - /src'))
+    .action(
+      ctx.action((id: string, tar: string, path: string | undefined) =>
+        withSandboxes(async (s) => {
+          if (tar === '-' && process.stdin.isTTY) throw new CorralError('INVALID_ARGUMENT', "'-' reads a tar stream from stdin, but stdin is a terminal: pipe one in (tar -cf - DIR | corral sandbox upload SANDBOX -)", {});
+          const input = tar === '-' ? process.stdin : createReadStream(tar);
+          const c = counted('uploading');
+          input.on('error', (e: Error) => c.through.destroy(e));
+          input.pipe(c.through);
+          try {
+            const r = await s.upload(id, path ?? '/', c.through);
+            ctx.out.result(r, (d) => `uploaded ${d.files} files, ${d.dirs} directories, ${d.symlinks} links (${d.bytes} bytes) into ${d.path}${d.commit ? ` (commit ${d.commit.slice(0, 12)})` : ''}`);
+          } finally {
+            c.stop();
+          }
+        }),
+      ),
+    );
+
+  sb.command('download <sandbox> [path]')
+    .description("a directory (or file) of the sandbox as a tar stream, to --tar FILE or '-' (stdout); progress in bytes")
+    .option('--tar <file>', "where to write the tar: a file, or '-' for stdout", '-')
+    .addHelpText('after', examples('corral sandbox download web /src | tar -C ./out -xf -', 'corral sandbox download web / --tar snapshot.tar'))
+    .action(
+      ctx.action((id: string, path: string | undefined, opts: { tar: string }) =>
+        withSandboxes(async (s) => {
+          if (opts.tar === '-' && process.stdout.isTTY) throw new CorralError('INVALID_ARGUMENT', 'the tar stream would go to a terminal: redirect it (> FILE), pipe it (| tar -xf -) or give --tar FILE', {});
+          const out = opts.tar === '-' ? process.stdout : createWriteStream(opts.tar, { flags: 'wx' });
+          const c = counted('downloading');
+          try {
+            const done = pipeline(c.through, out);
+            await s.download(id, path ?? '/', c.through);
+            await done;
+          } finally {
+            c.stop();
+          }
+          // The data went to stdout (or the file): the summary goes to stderr.
+          if (opts.tar !== '-') ctx.out.result({ path: path ?? '/', bytes: c.bytes(), file: opts.tar }, (d) => `wrote ${d.bytes} bytes of tar to ${d.file}`);
+          else ctx.out.note(`downloaded ${c.bytes()} bytes of tar`);
         }),
       ),
     );
