@@ -172,7 +172,13 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     onlyQuery(c, []);
     const id = execIdParam(c);
     const body = await readJson(c, execStartSchema);
-    const { info } = execs.startCreated(id, body.tty ? { tty: body.tty } : {}, scopeOf(c));
+    const scope = scopeOf(c);
+    const { info } = execs.startCreated(id, body.tty ? { tty: body.tty } : {}, scope);
+    // Attached: the same frames as the exec's output stream, from its start (it runs on if the client goes).
+    if ((c.req.header('accept') ?? '').includes('text/event-stream')) {
+      const gone = new AbortController();
+      return sseResponse(execs.frames(info.id, {}, { follow: true, signal: gone.signal }, scope), { stdout: 0, stderr: 0 }, () => gone.abort(), { 'x-corral-exec': info.id }, count);
+    }
     return c.json(info satisfies ExecRecord, 202);
   });
   docs.add({
@@ -180,7 +186,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     path: '/v1/execs/:id/start',
     operationId: 'startExec',
     tags: ['execs'],
-    summary: 'Start a created exec, detached (attach with the WebSocket or GET /v1/execs/{id}/output); a start that is refused marks it failed',
+    summary: 'Start a created exec: detached (202; attach later with the WebSocket or GET /v1/execs/{id}/output), or attached with Accept: text/event-stream (its frames); a start that is refused marks it failed',
     body: 'ExecStart',
     responses: { 202: { description: 'The exec, running.', schema: 'ExecRecord' } },
     errors: [404, 409],

@@ -141,6 +141,20 @@ test('exec instances (Docker style): create runs nothing, start runs it detached
     assert.equal(ended.result?.stdout, 'ran\n');
     assert.equal((await post(d.socketPath, `/v1/execs/${rec.id}/start`, {})).body.error.code, 'EXEC_STATE');
 
+    // Attached start: the frames come on the start request itself.
+    const attached = execRecordSchema.parse((await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { shell: 'echo attached' })).body);
+    const sse = await new Promise<string>((resolve, reject) => {
+      const req = request({ socketPath: d.socketPath, path: `/v1/execs/${attached.id}/start`, method: 'POST', agent: false, headers: { 'content-type': 'application/json', accept: 'text/event-stream' } }, (res) => {
+        let text = '';
+        res.on('data', (b: Buffer) => (text += b));
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end('{}');
+    });
+    assert.match(sse, /event: output\n[^]*"data":"attached\\n"/);
+    assert.match(sse, /event: exit\n/);
+
     const doomed = execRecordSchema.parse((await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { argv: ['true'] })).body);
     d.corral.store.db.run("UPDATE sandboxes SET state = 'paused' WHERE id = ?", sb.id);
     assert.equal((await post(d.socketPath, `/v1/execs/${doomed.id}/start`, {})).status, 409);
