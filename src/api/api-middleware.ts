@@ -36,8 +36,32 @@ export function accessLogMiddleware(logger: ApiLogger): MiddlewareHandler<ApiEnv
   };
 }
 
-function tooLarge(limit: number): CorralError {
+export function tooLarge(limit: number): CorralError {
   return new CorralError('PAYLOAD_TOO_LARGE', `the request body is over the limit of ${limit} bytes: send less (nothing was changed)`, { limit });
+}
+
+/** A body read whole, chunk by chunk, refused (PAYLOAD_TOO_LARGE) as soon as it passes `limit` bytes. */
+export async function readLimited(stream: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
 }
 
 /**
@@ -56,25 +80,7 @@ export function bodyLimitMiddleware(limit = DEFAULT_BODY_LIMIT, ownLimit: (metho
       if (Number(declared) > limit) throw tooLarge(limit);
       return next();
     }
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    const reader = raw.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        await reader.cancel().catch(() => undefined);
-        throw tooLarge(limit);
-      }
-      chunks.push(value);
-    }
-    const body = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      body.set(chunk, offset);
-      offset += chunk.byteLength;
-    }
+    const body = await readLimited(raw.body, limit);
     // A fresh Request from the parts: the Node adapter's request objects are not the global Request class.
     c.req.raw = new Request(raw.url, { method: raw.method, headers: raw.headers, body, signal: raw.signal });
     return next();

@@ -22,7 +22,7 @@ import { normalizePath } from '../protocol/paths.ts';
 import type { SandboxFiles } from '../services/sandbox-files.ts';
 import type { Scope } from '../services/sandbox-service.ts';
 import { apiError } from './api-errors.ts';
-import { readJson } from './api-middleware.ts';
+import { readJson, readLimited, tooLarge } from './api-middleware.ts';
 import type { ApiEnv, ApiLogger } from './api-types.ts';
 import { actorOf, requireScope, scopeOf } from './auth-middleware.ts';
 import type { RouteDocs } from './openapi.ts';
@@ -105,10 +105,6 @@ function modeQuery(c: Context<ApiEnv>): number | undefined {
 
 const octal = (mode: number): string => mode.toString(8).padStart(4, '0');
 
-function tooLarge(limit: number): CorralError {
-  return new CorralError('PAYLOAD_TOO_LARGE', `the request body is over the limit of ${limit} bytes: send less (nothing was changed)`, { limit });
-}
-
 /** Refuses a body whose Content-Length is over `limit` before any of it is read. */
 function checkDeclaredLength(c: Context<ApiEnv>, limit: number): void {
   const raw = c.req.raw;
@@ -123,20 +119,7 @@ async function readRawBody(c: Context<ApiEnv>, limit: number): Promise<Uint8Arra
   checkDeclaredLength(c, limit);
   const body = c.req.raw.body;
   if (!body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => undefined);
-      throw tooLarge(limit);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks, size);
+  return readLimited(body, limit);
 }
 
 /** The raw body as a Node stream that fails with PAYLOAD_TOO_LARGE once it passes `limit`. */
