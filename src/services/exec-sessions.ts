@@ -115,6 +115,9 @@ interface ExecRow {
   finished_at: number | null;
 }
 
+/** Input kept for a terminal that is not there yet. */
+const EARLY_INPUT_MAX = 1024 * 1024;
+
 /** Terminal output a client may leave unacknowledged before the terminal pauses, and where it resumes. */
 export const FLOW_HIGH = 1024 * 1024;
 export const FLOW_LOW = 256 * 1024;
@@ -379,7 +382,12 @@ export class ExecSessions {
   writeStdin(id: string, data: Uint8Array, scope: Scope = OWNER): void {
     const live = this.liveOf(id, scope);
     if (live.terminal) live.terminal.write(data);
-    else if (live.early) live.early.input.push(new Uint8Array(data));
+    else if (live.early) {
+      // Typed before the terminal exists: kept for it, within reason.
+      if (live.early.input.reduce((n, b) => n + b.length, 0) + data.length > EARLY_INPUT_MAX)
+        throw new CorralError('EXEC_STATE', `exec ${id} has no terminal yet: send input once it started (more than ${EARLY_INPUT_MAX} bytes are waiting)`, { exec: id });
+      live.early.input.push(new Uint8Array(data));
+    }
     else this.openStdin(live).write(data);
   }
 
