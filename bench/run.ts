@@ -14,9 +14,10 @@ import { transferBench } from './transfer-bench.ts';
 import { agentfsBench } from './agentfs-bench.ts';
 import { execBench } from './exec-bench.ts';
 import { daemonBench } from './daemon-bench.ts';
+import { mcpBench } from './mcp-bench.ts';
 
 // exec first: spawning gets slower as this process grows (see docs/benchmarks.md), and its rows time spawns.
-const benches: Bench[] = [execBench, daemonBench, storeBench, mixedBench, scaleBench, transferBench, agentfsBench];
+const benches: Bench[] = [execBench, daemonBench, mcpBench, storeBench, mixedBench, scaleBench, transferBench, agentfsBench];
 
 const { values } = parseArgs({ options: { only: { type: 'string' } } });
 const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);

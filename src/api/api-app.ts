@@ -15,6 +15,7 @@ import type { ExecSessions } from '../services/exec-sessions.ts';
 import { isRawBodyRoute, registerFileRoutes, type FileRouteOptions, type SandboxFilesView } from './file-routes.ts';
 import { registerApprovalRoutes, type ApprovalsView } from './approval-routes.ts';
 import { registerMetricsRoute, type CorralMetrics } from './metrics.ts';
+import { registerMcpRoute } from './mcp-route.ts';
 
 export interface ApiDeps {
   /** The opened Corral (or any object with the same `exec.backends`; the sandbox and exec routes are served when it has `sandboxes` and `execs`). */
@@ -60,6 +61,7 @@ export function createApi(deps: ApiDeps): ApiApp {
   if (deps.corral.sandboxFiles) registerFileRoutes(app, docs, deps.corral.sandboxFiles, { ...deps.files, logger: deps.logger });
   if (deps.corral.approvals) registerApprovalRoutes(app, docs, deps.corral.approvals);
   if (deps.metrics) registerMetricsRoute(app, docs, deps.metrics);
+  registerMcpRoute(app, docs, deps.corral, deps.version);
   registerOpenApiRoute(app, docs, deps.version);
   return app;
 }

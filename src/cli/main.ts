@@ -18,6 +18,7 @@ import { registerCheckoutCommands } from './commands/checkout-commands.ts';
 import { registerDaemonCommands } from './commands/daemon-commands.ts';
 import { registerKeyCommands } from './commands/key-commands.ts';
 import { registerSandboxCommands } from './commands/sandbox-commands.ts';
+import { registerMcpCommands } from './commands/mcp-commands.ts';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('corral')
@@ -55,6 +56,7 @@ Examples:
   registerDaemonCommands(program, ctx);
   registerKeyCommands(program, ctx);
   registerSandboxCommands(program, ctx);
+  registerMcpCommands(program, ctx);
   return program;
 }
 

@@ -1,0 +1,47 @@
+// POST /mcp: the MCP server over Streamable HTTP (stateless: each request gets its own server and
+// transport, answered as JSON). Same auth as the API: the Unix socket is the owner, TCP needs an API
+// key with the scope `exec`, and the key's tenant is the scope the tools see. The MCP SDK is loaded
+// on the first request, so a daemon nobody asks for MCP never loads it.
+import type { Hono } from 'hono';
+import type { Corral } from '../services/corral.ts';
+import type { ApiEnv } from './api-types.ts';
+import { actorOf, requireScope, scopeOf } from './auth-middleware.ts';
+import type { RouteDocs } from './openapi.ts';
+
+type McpModules = [typeof import('../mcp/mcp-server.ts'), typeof import('@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js')];
+
+/** What the MCP tools use of the Corral; an app built over less (tests' stubs) serves no /mcp. */
+function isFullCorral(corral: object): corral is Corral {
+  const c = corral as Partial<Corral>;
+  return Boolean(c.sandboxes && c.execs && c.sandboxFiles && c.lifecycle && c.history && c.search && c.approvals && c.store);
+}
+
+export function registerMcpRoute(app: Hono<ApiEnv>, docs: RouteDocs, corral: object, version: string): void {
+  if (!isFullCorral(corral)) return;
+  let modules: Promise<McpModules> | undefined;
+  app.post('/mcp', async (c) => {
+    requireScope(c, 'exec');
+    const scope = scopeOf(c);
+    modules ??= Promise.all([import('../mcp/mcp-server.ts'), import('@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js')]);
+    const [{ createMcpServer }, { WebStandardStreamableHTTPServerTransport }] = await modules;
+    const server = createMcpServer({ corral, scope, caller: { actor: actorOf(c), origin: 'api' }, version });
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    await server.connect(transport);
+    try {
+      // With JSON responses the answer is complete when it returns: nothing of this server lives on.
+      return await transport.handleRequest(c.req.raw);
+    } finally {
+      await server.close();
+    }
+  });
+  docs.add({
+    method: 'post',
+    path: '/mcp',
+    operationId: 'mcp',
+    tags: ['mcp'],
+    summary: 'The MCP server over Streamable HTTP (JSON-RPC; stateless, JSON responses): the tools and resources of docs/mcp.md',
+    description: 'Needs the scope exec over TCP; the tools see the API key\'s tenant only. GET (a standalone event stream) is not offered: 405.',
+    responses: { 200: { description: 'A JSON-RPC response (or 202 for a notification).', contentType: 'application/json' } },
+    errors: [400, 401, 403, 406, 413],
+  });
+}
