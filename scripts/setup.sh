@@ -56,3 +56,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: missing ${missing[*]} (sudo apt-get install ${missing[*]}): without bubblewrap the namespace backend is unavailable" >&2
   fi
 fi
+
+# The web dashboard (web/ → dist-web/, served by the daemon at /ui/): rebuilt when a source is newer.
+if [ ! -f dist-web/index.html ] || [ -n "$(find web src/sdk src/protocol package.json -newer dist-web/index.html -type f 2>/dev/null | head -1)" ]; then
+  echo "setup: building the dashboard (dist-web/)" >&2
+  node_modules/.bin/vite build --config web/vite.config.ts >&2 || echo "setup: the dashboard did not build: /ui/ answers 503 until it does" >&2
+fi
+
+# Chromium for the dashboard's browser tests (test/web/), driven by playwright-core.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium (for the dashboard's browser tests)" >&2
+    (apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }) \
+      || echo "setup: could not install chromium: the browser tests are skipped" >&2
+  else
+    echo "setup: no chromium (sudo apt-get install chromium): the dashboard's browser tests are skipped" >&2
+  fi
+fi

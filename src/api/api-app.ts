@@ -16,6 +16,8 @@ import { isRawBodyRoute, registerFileRoutes, type FileRouteOptions, type Sandbox
 import { registerApprovalRoutes, type ApprovalsView } from './approval-routes.ts';
 import { registerMetricsRoute, type CorralMetrics } from './metrics.ts';
 import { registerMcpRoute } from './mcp-route.ts';
+import { registerUiRoutes } from './ui-routes.ts';
+import { registerHistoryRoutes } from './history-routes.ts';
 
 export interface ApiDeps {
   /** The opened Corral (or any object with the same `exec.backends`; the sandbox and exec routes are served when it has `sandboxes` and `execs`). */
@@ -45,6 +47,8 @@ export function createApi(deps: ApiDeps): ApiApp {
   app.use('*', requestIdMiddleware());
   app.use('*', accessLogMiddleware(deps.logger));
   if (deps.metrics) app.use('*', deps.metrics.middleware());
+  // The dashboard's static files are public: served before the auth middleware.
+  registerUiRoutes(app);
   // Before the body limit: an unauthenticated request is answered before any of its body is read.
   app.use('*', authMiddleware(deps.auth));
   app.use('*', bodyLimitMiddleware(deps.bodyLimit ?? DEFAULT_BODY_LIMIT, isRawBodyRoute));
@@ -60,6 +64,7 @@ export function createApi(deps: ApiDeps): ApiApp {
   }
   if (deps.corral.sandboxFiles) registerFileRoutes(app, docs, deps.corral.sandboxFiles, { ...deps.files, logger: deps.logger });
   if (deps.corral.approvals) registerApprovalRoutes(app, docs, deps.corral.approvals);
+  registerHistoryRoutes(app, docs, deps.corral);
   if (deps.metrics) registerMetricsRoute(app, docs, deps.metrics);
   registerMcpRoute(app, docs, deps.corral, deps.version);
   registerOpenApiRoute(app, docs, deps.version);

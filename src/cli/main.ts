@@ -19,6 +19,7 @@ import { registerDaemonCommands } from './commands/daemon-commands.ts';
 import { registerKeyCommands } from './commands/key-commands.ts';
 import { registerSandboxCommands } from './commands/sandbox-commands.ts';
 import { registerMcpCommands } from './commands/mcp-commands.ts';
+import { registerDashboardCommands } from './commands/dashboard-commands.ts';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('corral')
@@ -57,6 +58,7 @@ Examples:
   registerKeyCommands(program, ctx);
   registerSandboxCommands(program, ctx);
   registerMcpCommands(program, ctx);
+  registerDashboardCommands(program, ctx);
   return program;
 }
 

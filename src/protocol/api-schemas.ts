@@ -593,6 +593,100 @@ export type ProcessList = z.infer<typeof processListSchema>;
 export const processStopSchema = z.object({ timeoutMs: z.number().int().min(0).max(600_000).optional().describe('How long SIGTERM may take before SIGKILL (default 10000).') }).strict();
 
 /** The named schemas of the OpenAPI document's components, by name. */
+// ---- history, diff and audit (the dashboard's timeline and audit pages) --------------------------
+
+const changeSummarySchema = z
+  .object({ added: z.number().int(), modified: z.number().int(), deleted: z.number().int(), bytesAdded: z.number().int(), bytesRemoved: z.number().int() })
+  .strict()
+  .describe('Files and links added, modified and deleted, and the bytes added and removed.');
+
+export const historyEntrySchema = z
+  .object({
+    id: z.string().describe('The commit id.'),
+    parent: z.string().nullable(),
+    message: z.string().describe('What made it: for an exec, `exec: <command>`.'),
+    origin: z.string().describe('cli, api, exec, restore or import.'),
+    actor: z.string(),
+    createdAt: z.string().describe('ISO 8601 time.'),
+    files: z.number().int().describe('Files and links at this commit.'),
+    size: z.number().int().describe('Bytes of all files at this commit.'),
+    head: z.boolean().describe("Whether it is the vault's head."),
+    checkpoints: z.array(z.string()).describe('Names of the checkpoints pointing at it.'),
+    summary: changeSummarySchema.describe('The change from its parent.'),
+  })
+  .strict();
+export type HistoryEntry = z.infer<typeof historyEntrySchema>;
+
+export const historySchema = z
+  .object({
+    sandbox: z.string(),
+    vault: z.string(),
+    commits: z.array(historyEntrySchema).describe('Newest first, from the head back.'),
+    checkpoints: z.array(checkpointSchema).describe('Every checkpoint of the vault, oldest first (some may point at commits older than the page).'),
+    truncated: z.boolean().describe('Whether older commits exist beyond limit.'),
+  })
+  .strict()
+  .describe("A sandbox's workspace timeline.");
+export type HistoryWire = z.infer<typeof historySchema>;
+
+export const diffChangeSchema = z
+  .object({
+    path: z.string(),
+    change: z.enum(['added', 'modified', 'deleted']),
+    kind: z.enum(['file', 'dir', 'symlink']),
+    oldKind: z.enum(['file', 'dir', 'symlink']).optional(),
+    oldSize: z.number().int().optional(),
+    newSize: z.number().int().optional(),
+    oldMode: z.number().int().optional(),
+    newMode: z.number().int().optional(),
+    oldHash: z.string().optional(),
+    newHash: z.string().optional(),
+    patch: z.string().optional().describe('A unified diff (3 lines of context) of a text file; absent for binary files, files over 1 MiB, links and files past the patch budget.'),
+    binary: z.boolean().optional(),
+  })
+  .strict();
+
+export const diffSchema = z
+  .object({
+    from: z.string().describe('The commit id of from.'),
+    to: z.string().describe('The commit id of to.'),
+    changes: z.array(diffChangeSchema),
+    summary: changeSummarySchema,
+    truncated: z.boolean().describe('Whether some changes got no patch (over 200 files or 4 MiB of patches): ask for them one by one with path.'),
+  })
+  .strict()
+  .describe('The changes between two versions of a vault.');
+export type DiffWire = z.infer<typeof diffSchema>;
+
+export const auditRecordSchema = z
+  .object({
+    seq: z.number().int(),
+    at: z.string().describe('ISO 8601 time.'),
+    actor: z.string().describe('owner, key:<id>, or the CLI user.'),
+    vault: z.string().nullable(),
+    op: z.string().describe('exec, exec.commit, checkpoint.save, approval.approve, key.create, ...'),
+    target: z.string().nullable(),
+    details: z.record(z.string(), z.unknown()),
+    result: z.string().describe('ok, or error:CODE.'),
+    hash: z.string().describe("sha256 over the record and the previous record's hash."),
+  })
+  .strict();
+export type AuditRecordWire = z.infer<typeof auditRecordSchema>;
+
+export const auditListSchema = z.object({ records: z.array(auditRecordSchema).describe('Oldest first: the latest limit records that match.') }).strict();
+export type AuditList = z.infer<typeof auditListSchema>;
+
+export const auditVerificationSchema = z
+  .object({
+    ok: z.boolean(),
+    records: z.number().int(),
+    headSeq: z.number().int(),
+    problems: z.array(z.object({ seq: z.number().int(), problem: z.enum(['changed', 'deleted', 'inserted', 'tail-deleted']), message: z.string() }).strict()),
+  })
+  .strict()
+  .describe("The audit chain's verification: every place where the hash chain does not hold.");
+export type AuditVerificationWire = z.infer<typeof auditVerificationSchema>;
+
 export const apiSchemas = {
   ErrorEnvelope: errorEnvelopeSchema,
   Ping: pingSchema,
@@ -643,5 +737,10 @@ export const apiSchemas = {
   CheckpointRestoreResult: checkpointRestoreResultSchema,
   CorralEvent: corralEventSchema,
   EventReset: eventResetSchema,
+  History: historySchema,
+  Diff: diffSchema,
+  AuditRecord: auditRecordSchema,
+  AuditList: auditListSchema,
+  AuditVerification: auditVerificationSchema,
 } as const;
 export type ApiSchemaName = keyof typeof apiSchemas;

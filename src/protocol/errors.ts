@@ -74,6 +74,8 @@ export const errorCodes = {
   EDIT_AMBIGUOUS: { status: 409, exit: 4 },
   /** API: no process with this id in the caller's sandboxes (or it was removed). */
   PROCESS_NOT_FOUND: { status: 404, exit: 3 },
+  /** Daemon: no daemon answers on the socket (corral daemon start runs one). */
+  DAEMON_NOT_RUNNING: { status: 503, exit: 1 },
   INTERNAL: { status: 500, exit: 1 },
 } as const satisfies Record<string, { status: number; exit: number }>;
 

@@ -366,6 +366,7 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
   logger.info({ version, socket: server.socketPath, tcp: server.tcp }, 'daemon listening');
   ctx.out.result({ version, socket: server.socketPath, tcp: server.tcp, pid: process.pid }, (d) => [
     `corral daemon ${d.version} listening on ${d.socket}${d.tcp ? ` and ${tcpUrl(d.tcp)}` : ''}`,
+    d.tcp ? `dashboard: ${tcpUrl(d.tcp)}/ui/ (sign in with an API key, or run corral dashboard)` : 'dashboard: run corral dashboard for a sign-in link',
   ]);
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
