@@ -107,6 +107,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
       ...(body.openStdin ? { openStdin: true } : {}),
       ...(body.tty ? { tty: body.tty } : {}),
       ...(body.user !== undefined ? { user: body.user } : {}),
+      ...(body.resume !== undefined ? { resume: body.resume } : {}),
       background: body.background === true,
     };
     if (body.background) {

@@ -143,8 +143,9 @@ export function createMcpServer(options: McpServerOptions): McpServer {
         text: `pending: approval ${approval.id} is not answered yet. Ask the user to approve it (corral approvals approve ${approval.id}), then call exec with {"approval": "${approval.id}"} again.`,
       };
     }
-    const result = await corral.exec.run({ vault: sb.vault, resume: approval.id, signal });
-    return execAnswer(null, result, false);
+    // Through the sandbox's execs, like any other: listed, counted against the tenant's quota.
+    const { done } = corral.execs.start(sb.id, { resume: approval.id, signal }, scope);
+    return execAnswer(null, (await done).result!, false);
   };
 
   tool('exec', toolInputs.exec, execToolOutput, async (args, signal) => {

@@ -61,6 +61,8 @@ export interface StartRequest extends SandboxExecRequest {
   openStdin?: boolean;
   /** The proc_ id of the named process this exec is a run of. */
   processId?: string;
+  /** Run the command an approved approval of this sandbox's vault holds (give no argv or shell). */
+  resume?: string;
   /**
    * The exec's output waits for the one reader that owns it (a streamed exec's client, reading
    * frames with `hold`): it is paused while that reader is more than HOLD_HIGH bytes behind, so a
@@ -224,7 +226,7 @@ export class ExecSessions {
       else request.signal.addEventListener('abort', () => abort.abort(), { once: true });
     }
     const stdin = request.openStdin && !request.tty ? new PassThrough() : null;
-    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty, user: request.user };
+    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty, user: request.user, resume: request.resume };
     const now = this.store.now();
     if (createdId) this.store.db.run("UPDATE execs SET state = 'running', background = ?, request = ? WHERE id = ? AND state = 'created'", request.background ? 1 : 0, JSON.stringify(plain), id);
     else this.store.db.run('INSERT INTO execs(id, sandbox_id, state, background, process_id, request, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', id, sandbox.id, 'running', request.background ? 1 : 0, request.processId ?? null, JSON.stringify(plain), now);
@@ -247,6 +249,7 @@ export class ExecSessions {
       ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
       ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
       ...(request.user !== undefined ? { user: request.user } : {}),
+      ...(request.resume !== undefined ? { resume: request.resume } : {}),
       ...(stdin ? { stdin } : request.stdin !== undefined ? { stdin: request.stdin } : {}),
       ...(request.tty
         ? {

@@ -227,3 +227,22 @@ test('a held exec waits for its slow reader: every byte arrives, none dropped, t
   assert.equal(bytes, total);
   assert.equal((await done).result?.status, 'completed');
 });
+
+test('approvals over the API: a pending exec, approved, then resumed by POST exec {resume} in its sandbox, once', async () => {
+  const corral = openCorral();
+  corral.vaults.create('src');
+  const app = createApi({ corral, logger: quiet, version: '0.0.0' });
+  const call = (method: string, path: string, body?: unknown) => app.request(path, { method, ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}) });
+  const sb = corral.sandboxes.create({ vault: 'src', backend: 'namespace', policy: 'workstation' });
+  const pending: any = await (await call('POST', `/v1/sandboxes/${sb.id}/exec`, { shell: 'curl -s https://example.com -o page.html' })).json();
+  assert.equal(pending.status, 'pending');
+  const id = pending.approval.id as string;
+  assert.equal((await call('POST', `/v1/approvals/${id}/approve`, { reason: 'ok' })).status, 200);
+  const resumed: any = await (await call('POST', `/v1/sandboxes/${sb.id}/exec`, { resume: id })).json();
+  assert.notEqual(resumed.status, 'pending');
+  assert.equal(resumed.command.shell, 'curl -s https://example.com -o page.html');
+  assert.ok(corral.execs.list(sb.id).some((e) => e.id === resumed.id), 'listed among the sandbox execs');
+  const again: any = await (await call('POST', `/v1/sandboxes/${sb.id}/exec`, { resume: id })).json();
+  assert.equal(again.status, 'failed');
+  assert.match(again.error.code, /APPROVAL/);
+});
