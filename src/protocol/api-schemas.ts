@@ -188,6 +188,15 @@ export const sandboxSchema = z
     expiresAt: z.string().nullable().describe('ISO 8601 time, or null without a TTL.'),
     idleTimeoutSeconds: z.number().int().nullable().describe('Seconds without a running exec before the sandbox is paused; null: never.'),
     lastActiveAt: z.string().describe('ISO 8601 time of the last activity (an exec starting or ending, a resume; else the creation): the idle timeout counts from it.'),
+    usage: z
+      .object({
+        runningExecs: z.number().int().describe('Execs running now.'),
+        execs: z.number().int().describe('Execs that ended.'),
+        cpuMs: z.number().describe('CPU time of the execs that ended, user + system.'),
+        peakMemoryBytes: z.number().nullable().describe('The highest peak memory of one exec (null: none measured).'),
+      })
+      .strict()
+      .describe('What the sandbox\'s execs used.'),
   })
   .strict();
 export type Sandbox = z.infer<typeof sandboxSchema>;

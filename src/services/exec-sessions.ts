@@ -587,7 +587,11 @@ export class ExecSessions {
       'UPDATE execs SET state = ?, result = ?, finished_at = ?, stdout_bytes = ?, stderr_bytes = ? WHERE id = ?',
       state, result === null ? null : JSON.stringify(result), this.store.now(), ends.stdout, ends.stderr, live.id,
     );
-    this.store.db.run('UPDATE sandboxes SET last_active_at = ? WHERE id = ?', this.store.now(), live.sandbox);
+    const usage = result?.usage;
+    this.store.db.run(
+      'UPDATE sandboxes SET last_active_at = ?, execs_total = execs_total + 1, cpu_ms = cpu_ms + ?, peak_memory_bytes = CASE WHEN ? IS NULL THEN peak_memory_bytes ELSE max(coalesce(peak_memory_bytes, 0), ?) END WHERE id = ?',
+      this.store.now(), Math.round(usage?.cpuMs ?? 0), usage?.peakMemoryBytes ?? null, usage?.peakMemoryBytes ?? null, live.sandbox,
+    );
     this.live.delete(live.id);
     live.stdin?.destroy();
     const info = this.get(live.id);

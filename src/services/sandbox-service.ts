@@ -89,10 +89,17 @@ interface SandboxRow {
   tenant: string | null;
   idle_timeout_seconds: number | null;
   last_active_at: number | null;
+  execs_total: number;
+  cpu_ms: number;
+  peak_memory_bytes: number | null;
+  running_execs?: number;
 }
 
 // Every preset the API offers must be one the policy layer knows: the compiler checks it.
 const presets: readonly PresetName[] = policyPresetNames;
+
+/** A sandbox's row with the number of its execs running now. */
+const SANDBOX_SQL = "SELECT s.*, (SELECT count(*) FROM execs e WHERE e.sandbox_id = s.id AND e.state = 'running') AS running_execs FROM sandboxes s";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]*$/;
@@ -210,6 +217,7 @@ function toSandbox(r: SandboxRow): Sandbox {
     expiresAt: r.expires_at === null ? null : new Date(r.expires_at).toISOString(),
     idleTimeoutSeconds: r.idle_timeout_seconds,
     lastActiveAt: new Date(r.last_active_at ?? r.created_at).toISOString(),
+    usage: { runningExecs: r.running_execs ?? 0, execs: r.execs_total, cpuMs: r.cpu_ms, peakMemoryBytes: r.peak_memory_bytes },
   };
 }
 
@@ -278,8 +286,8 @@ export class SandboxService {
     const now = this.store.now();
     const rows =
       filter.state === undefined
-        ? this.store.db.all<SandboxRow>("SELECT * FROM sandboxes WHERE state != 'destroyed' ORDER BY rowid")
-        : this.store.db.all<SandboxRow>('SELECT * FROM sandboxes WHERE state = ? ORDER BY rowid', filter.state);
+        ? this.store.db.all<SandboxRow>(`${SANDBOX_SQL} WHERE s.state != 'destroyed' ORDER BY s.rowid`)
+        : this.store.db.all<SandboxRow>(`${SANDBOX_SQL} WHERE s.state = ? ORDER BY s.rowid`, filter.state);
     // An expired sandbox whose execs the sweep has not ended yet is gone for callers already.
     return rows.filter((r) => visible(r, scope) && (r.state === 'destroyed' || !expired(r, now))).map(toSandbox).filter((sb) => Object.entries(wanted).every(([k, v]) => sb.labels[k] === v));
   }
@@ -373,7 +381,7 @@ export class SandboxService {
   }
 
   private row(id: string): SandboxRow | undefined {
-    return this.store.db.get<SandboxRow>('SELECT * FROM sandboxes WHERE id = ?', id);
+    return this.store.db.get<SandboxRow>(`${SANDBOX_SQL} WHERE s.id = ?`, id);
   }
 
   /** An existing vault the caller may use (a tenant: only its own), or VAULT_NOT_FOUND. */
@@ -414,7 +422,7 @@ export class SandboxService {
   }
 
   private findLive(name: string): SandboxRow | undefined {
-    return this.store.db.get<SandboxRow>("SELECT * FROM sandboxes WHERE name = ? AND state != 'destroyed'", name);
+    return this.store.db.get<SandboxRow>(`${SANDBOX_SQL} WHERE s.name = ? AND s.state != 'destroyed'`, name);
   }
 
   /** The row for an id or a live name; expired ones are destroyed here and answer SANDBOX_NOT_FOUND. */

@@ -223,6 +223,10 @@ const migrations: string[] = [
   ALTER TABLE sandboxes ADD COLUMN tenant TEXT;
   ALTER TABLE sandboxes ADD COLUMN idle_timeout_seconds INTEGER;
   ALTER TABLE sandboxes ADD COLUMN last_active_at INTEGER;
+  -- What its execs used, summed as each ends (the dashboard's resource use): count, CPU, peak memory.
+  ALTER TABLE sandboxes ADD COLUMN execs_total INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE sandboxes ADD COLUMN cpu_ms INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE sandboxes ADD COLUMN peak_memory_bytes INTEGER;
   CREATE INDEX sandboxes_tenant ON sandboxes(tenant, state);
   -- Execs become live objects: a background one has no result until it ends. request is the plain
   -- request (JSON); supervisor_* identify the process tree for recovery after a daemon crash (pid,

@@ -85,6 +85,8 @@ test('the dashboard: sandboxes live, exec output, terminal, approvals, timeline 
   await sb.files.write('/app.py', 'def greet(name):\n    return "hello " + name\n');
   await sb.checkpoints.save({ name: 'before-change' });
   await sb.exec(`printf 'def greet(name):\\n    return f"hi {name}"\\n' > app.py && echo changed`);
+  // Its resource use follows (the exec's end reloads the list).
+  await page.locator(`tr[data-sandbox="${sb.id}"] [data-testid="usage"]`, { hasText: /^1 exec, CPU / }).waitFor();
 
   // An exec's output streams into the page.
   await page.locator(`tr[data-sandbox="${sb.id}"] a`).click();

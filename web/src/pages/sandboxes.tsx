@@ -1,7 +1,7 @@
-// Sandboxes: state, backend, vault, policy, age; updated live from the event stream.
+// Sandboxes: state, backend, vault, policy, running execs, resource use, age; updated live from the event stream.
 import { useEffect, useState } from 'preact/hooks';
 import type { Sandbox } from '../../../src/sdk/index.ts';
-import { age, errorText, type Api } from '../client.ts';
+import { age, bytes, duration, errorText, type Api } from '../client.ts';
 
 const LIFECYCLE = ['created', 'ready', 'paused', 'resumed', 'expired', 'destroyed', 'exec.started', 'exec.exited', 'checkpointed', 'restored'] as const;
 
@@ -13,15 +13,23 @@ export function SandboxesPage({ api }: { api: Api }) {
 
   useEffect(() => {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const load = () => api.corral.sandboxes.list().then((l) => { setList(l); setError(''); }, (e) => setError(errorText(e)));
+    const load = () =>
+      api.corral.sandboxes.list().then(
+        (l) => {
+          setList(l);
+          setRunning(Object.fromEntries(l.map((s) => [s.id, s.usage.runningExecs])));
+          setError('');
+        },
+        (e) => setError(errorText(e)),
+      );
     void load();
     const stream = api.corral.events({ types: [...LIFECYCLE] });
     (async () => {
       for await (const e of stream) {
         if (e.type === 'exec.started' && e.sandbox) setRunning((r) => ({ ...r, [e.sandbox!]: (r[e.sandbox!] ?? 0) + 1 }));
         else if (e.type === 'exec.exited' && e.sandbox) setRunning((r) => ({ ...r, [e.sandbox!]: Math.max(0, (r[e.sandbox!] ?? 0) - 1) }));
-        if (e.type === 'exec.started' || e.type === 'exec.exited') continue;
-        // Bursts of events make one reload.
+        if (e.type === 'exec.started') continue;
+        // Bursts of events make one reload (an exec's end changes the resource use too).
         clearTimeout(timer);
         timer = setTimeout(load, 50);
       }
@@ -42,7 +50,7 @@ export function SandboxesPage({ api }: { api: Api }) {
       {error && <p class="error">{error}</p>}
       {list === null ? <p class="muted">Loading…</p> : list.length === 0 ? <p class="muted">No sandboxes yet. Create one here, with <code>corral sandbox create</code>, or from an agent.</p> : (
         <table data-testid="sandboxes">
-          <thead><tr><th>Sandbox</th><th>State</th><th>Backend</th><th>Vault</th><th>Policy</th><th>Running</th><th>Age</th><th>Expires</th></tr></thead>
+          <thead><tr><th>Sandbox</th><th>State</th><th>Backend</th><th>Vault</th><th>Policy</th><th>Running</th><th>Resource use</th><th>Age</th><th>Expires</th></tr></thead>
           <tbody>
             {list.map((s) => (
               <tr key={s.id} data-sandbox={s.id}>
@@ -52,6 +60,7 @@ export function SandboxesPage({ api }: { api: Api }) {
                 <td>{s.vault}</td>
                 <td>{s.policy}</td>
                 <td>{running[s.id] ? `${running[s.id]} exec${running[s.id] === 1 ? '' : 's'}` : ''}</td>
+                <td class="small" data-testid="usage">{s.usage.execs} exec{s.usage.execs === 1 ? '' : 's'}, CPU {duration(s.usage.cpuMs)}{s.usage.peakMemoryBytes !== null ? `, peak ${bytes(s.usage.peakMemoryBytes)}` : ''}</td>
                 <td title={s.createdAt}>{age(s.createdAt)}</td>
                 <td>{s.expiresAt ? `in ${age(new Date(Date.now() * 2 - Date.parse(s.expiresAt)).toISOString())}` : '—'}</td>
               </tr>
