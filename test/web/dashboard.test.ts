@@ -111,6 +111,13 @@ test('the dashboard: sandboxes live, exec output, terminal, approvals, timeline 
   await shot('terminal');
   await page.getByRole('button', { name: 'Close terminal' }).click();
 
+  // A named process appears with the sandbox's events; clicking it follows its logs.
+  const ticker = await sb.processes.start({ name: 'ticker', cmd: 'for i in 1 2 3; do echo tick-$i; sleep 0.1; done; sleep 60' });
+  await page.locator('[data-testid="processes"] tr', { hasText: 'ticker' }).click();
+  await page.locator('pre.output', { hasText: 'tick-3' }).waitFor();
+  await shot('processes');
+  await ticker.stop({ timeoutMs: 500 });
+
   // An agent's command waits for a person: approving it in the page lets the exec run.
   const agent = daemon.service.exec.run({ vault: sb.vault, shell: 'eval "echo approved-run"', backend: 'host', approvalWaitMs: 30_000 });
   await page.getByRole('link', { name: /Approvals/ }).click();
