@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -89,13 +90,18 @@ test('the MCP Inspector CLI lists the tools of corral mcp and calls one', () => 
   const home = tempDir();
   const inspector = join(ROOT, 'node_modules', '.bin', 'mcp-inspector');
   const env = { ...process.env, CORRAL_HOME: home, CORRAL_VAULT: '' };
-  const list = spawnSync(inspector, ['--cli', CLI, 'mcp', '--vault', 'insp', '--method', 'tools/list'], { env, encoding: 'utf8', timeout: 60_000 });
+  // The Inspector starts the server with a bare environment: the home is passed to it explicitly
+  // (else `corral mcp` would use ~/.corral).
+  const serverEnv = ['-e', `CORRAL_HOME=${home}`];
+  const list = spawnSync(inspector, ['--cli', ...serverEnv, CLI, 'mcp', '--vault', 'insp', '--method', 'tools/list'], { env, encoding: 'utf8', timeout: 60_000 });
   assert.equal(list.status, 0, list.stderr);
   const names = (JSON.parse(list.stdout) as { tools: { name: string }[] }).tools.map((t) => t.name);
   assert.ok(names.includes('exec') && names.includes('read_file'), names.join(' '));
-  const called = spawnSync(inspector, ['--cli', CLI, 'mcp', '--vault', 'insp', '--method', 'tools/call', '--tool-name', 'exec', '--tool-arg', 'command=echo from-inspector'], { env, encoding: 'utf8', timeout: 60_000 });
+  const called = spawnSync(inspector, ['--cli', ...serverEnv, CLI, 'mcp', '--vault', 'insp', '--method', 'tools/call', '--tool-name', 'exec', '--tool-arg', 'command=echo from-inspector'], { env, encoding: 'utf8', timeout: 60_000 });
   assert.equal(called.status, 0, called.stderr);
   const result = JSON.parse(called.stdout) as { structuredContent: { result: { stdout: string; status: string } } };
   assert.equal(result.structuredContent.result.status, 'completed');
   assert.equal(result.structuredContent.result.stdout, 'from-inspector\n');
+  // It worked on the test's home, not on the user's.
+  assert.ok(existsSync(join(home, 'corral.db')));
 });

@@ -69,7 +69,8 @@ for (const backend of ['host', 'namespace'] as const)
         walk(dir, 0);
         return found;
       });
-    if (process.getuid?.() === 0) assert.ok(staleGroups().length > 0, 'the dead run left its cgroups (--pids makes one)');
+    // The dead run's cgroups (--pids makes one) are usually still there now; not asserted, since any
+    // other Corral process's first exec (test files run in parallel) may already have removed them.
     // The supervisor finishes killing its tree, then the next run removes the dead run's scratch directories and cgroups.
     await waitFor('the dead run\'s groups to empty', () => staleGroups().every((g) => readFileSync(join(g, 'cgroup.procs'), 'utf8').trim() === ''));
     const r = corral(home, ['--vault', 'v', 'exec', '--backend', backend, '--policy', 'permissive', '--', 'true'], { env });
