@@ -1,5 +1,5 @@
-// Stopping and continuing every process below a root (an exec's supervisor) with SIGSTOP/SIGCONT,
-// found by walking /proc/<pid>/task/<tid>/children. The supervisor is a child subreaper, so a
+// The processes below a root, found by walking /proc/<pid>/task/<tid>/children (the one walker of
+// the project), and stopping and continuing them with SIGSTOP/SIGCONT. The supervisor is a child subreaper, so a
 // descendant that daemonises stays below it and is found too. The root itself is left running: it
 // must still handle the exec's cancel and timeout.
 import { readFileSync, readdirSync } from 'node:fs';
@@ -11,7 +11,8 @@ const ROUND_MS = 2;
 /** Rounds before stopTree gives up waiting (a process in uninterruptible sleep stops when it wakes). */
 const MAX_ROUNDS = 500;
 
-function childrenOf(pid: number): number[] {
+/** The direct children of `pid` now (forked by any of its threads); [] when it is gone. */
+export function childrenOf(pid: number): number[] {
   const out: number[] = [];
   let tasks: string[];
   try {

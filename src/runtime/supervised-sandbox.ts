@@ -9,6 +9,7 @@ import type { BackendName, Capabilities, ExecSpec, ResourceLimits, RunResult, Sa
 import { unenforceable } from './backend.ts';
 import { CgroupSet, cleanupStaleCgroups, detectCgroups, pidAlive, type CgroupLayout } from './cgroups.ts';
 import { runSupervised, scratchRoot, type RlimitName, type SupervisedSpec } from './supervisor.ts';
+import { descendants } from './process-tree.ts';
 
 /** How a backend turns an exec into the supervisor's command line. */
 export interface Launch {
@@ -86,33 +87,6 @@ function rlimitsFor(limits: ResourceLimits): Partial<Record<RlimitName, number>>
   if (limits.openFiles !== undefined) r.NOFILE = limits.openFiles;
   if (limits.fileSizeBytes !== undefined) r.FSIZE = limits.fileSizeBytes;
   return r;
-}
-
-function processTree(root: number): number[] {
-  const out: number[] = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    const pid = queue.shift()!;
-    let tasks: string[] = [];
-    try {
-      tasks = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const t of tasks) {
-      let children = '';
-      try {
-        children = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8');
-      } catch {
-        continue;
-      }
-      for (const c of children.split(' ')) if (c.trim()) {
-        out.push(Number(c));
-        queue.push(Number(c));
-      }
-    }
-  }
-  return out;
 }
 
 export abstract class SupervisedSandbox implements Sandbox {
@@ -253,7 +227,7 @@ export abstract class SupervisedSandbox implements Sandbox {
   /** Signals every process of the running execs but their supervisors (which must stay able to time out and reap). */
   private signalAll(sig: NodeJS.Signals): void {
     for (const [supervisor, group] of this.running) {
-      const pids = (group ? group.pids() : processTree(supervisor)).filter((p) => p !== supervisor);
+      const pids = (group ? group.pids() : descendants(supervisor)).filter((p) => p !== supervisor);
       for (const p of pids) {
         try {
           process.kill(p, sig);
@@ -278,7 +252,7 @@ export abstract class SupervisedSandbox implements Sandbox {
     let rssBytes = 0;
     const tick = 100; // USER_HZ on Linux
     for (const [supervisor] of this.running)
-      for (const p of processTree(supervisor)) {
+      for (const p of descendants(supervisor)) {
         try {
           const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
           const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

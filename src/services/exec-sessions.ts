@@ -9,6 +9,7 @@ import { newId, isExecId } from '../protocol/ids.ts';
 import { CorralError, toCorralError } from '../protocol/errors.ts';
 import type { ExecResult } from '../protocol/exec-result.ts';
 import { hostIdentity, identityOf, processAlive, type ProcessIdentity } from '../runtime/process-identity.ts';
+import { childrenOf } from '../runtime/process-tree.ts';
 import type { CorralStore } from '../store/corral-store.ts';
 import type { TerminalControl } from '../runtime/terminal-control.ts';
 import type { OutputHold } from '../runtime/supervisor.ts';
@@ -181,7 +182,7 @@ export function commandPid(top: number): number {
       const comm = readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
       // The passive supervisor inside bwrap runs as /run/corral/init (its comm is 'init').
       ours = comm === 'bwrap' || comm === 'corral-run' || readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith('/run/corral/init\0--passive\0');
-      children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number);
+      children = childrenOf(pid);
     } catch {
       return pid;
     }

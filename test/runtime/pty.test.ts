@@ -11,6 +11,7 @@ import { NamespaceBackend } from '../../src/runtime/namespace-backend.ts';
 import { buildBwrapArgs } from '../../src/runtime/bwrap-args.ts';
 import { supervisorArgs, terminalControlFd, type ExecEvent } from '../../src/runtime/supervisor.ts';
 import type { TerminalControl } from '../../src/runtime/terminal-control.ts';
+import { descendants } from '../../src/runtime/process-tree.ts';
 import { isCorralError } from '../../src/protocol/errors.ts';
 import { tempDir } from '../helpers.ts';
 
@@ -92,36 +93,13 @@ function session(sb: Sandbox, argv: string[], extra: Partial<ExecSpec> = {}) {
 
 /** Every descendant of `root` with its command name. */
 function tree(root: number): { pid: number; comm: string }[] {
-  const out: { pid: number; comm: string }[] = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    const pid = queue.shift()!;
-    let tasks: string[] = [];
+  return descendants(root).flatMap((pid) => {
     try {
-      tasks = readdirSync(`/proc/${pid}/task`);
+      return [{ pid, comm: readFileSync(`/proc/${pid}/comm`, 'utf8').trim() }];
     } catch {
-      continue;
+      return [];
     }
-    for (const t of tasks) {
-      let children = '';
-      try {
-        children = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8');
-      } catch {
-        continue;
-      }
-      for (const c of children.split(' ').filter(Boolean).map(Number)) {
-        let comm = '';
-        try {
-          comm = readFileSync(`/proc/${c}/comm`, 'utf8').trim();
-        } catch {
-          continue;
-        }
-        out.push({ pid: c, comm });
-        queue.push(c);
-      }
-    }
-  }
-  return out;
+  });
 }
 
 /** CPU ticks (user + system) of a process. */
