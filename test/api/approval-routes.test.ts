@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApi } from '../../src/api/api-app.ts';
-import { approvalListSchema, approvalSchema, errorEnvelopeSchema } from '../../src/protocol/api-schemas.ts';
+import { approvalListSchema, approvalSchema } from '../../src/protocol/api-schemas.ts';
 import type { KeyScope } from '../../src/protocol/key-scopes.ts';
 import type { CorralEvent } from '../../src/services/event-bus.ts';
 import { openCorral } from '../helpers.ts';
+import { errorOf, quiet } from './api-test-helpers.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
 const decision = { action: 'require_approval', categories: ['destructive'], reason: 'deletes files', rule: 'destructive' };
 
 function setup() {
@@ -30,13 +30,6 @@ function setup() {
     return { sb, a };
   };
   return { corral, app, call, key, pending, events };
-}
-
-async function errorOf(res: Response, status: number, code: string) {
-  assert.equal(res.status, status);
-  const body = errorEnvelopeSchema.parse(await res.json());
-  assert.equal(body.error.code, code, body.error.message);
-  return body.error;
 }
 
 test('the owner lists, gets, approves (empty body) and denies approvals; answers are audited as owner and published', async () => {

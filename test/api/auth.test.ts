@@ -12,8 +12,8 @@ import { isCorralError } from '../../src/protocol/errors.ts';
 import type { KeyScope } from '../../src/protocol/key-scopes.ts';
 import type { Corral } from '../../src/services/corral.ts';
 import { openCorral, tempDir } from '../helpers.ts';
+import { quiet } from './api-test-helpers.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
 const backends = { probeAll: async () => [], select: async () => ({ backend: { health: async () => ({ ok: true, warnings: [] }) } }) };
 const tcpEnv = { transport: 'tcp' as const };
 const unixEnv = { transport: 'unix' as const };

@@ -11,8 +11,8 @@ import { readJson } from '../../src/api/api-middleware.ts';
 import { startDaemonServer } from '../../src/daemon/daemon-server.ts';
 import { isCorralError } from '../../src/protocol/errors.ts';
 import { CLI, ROOT, tempDir } from '../helpers.ts';
+import { quiet } from './api-test-helpers.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
 const backends = { probeAll: async () => [], select: async () => ({ backend: { health: async () => ({ ok: true, warnings: [] }) } }) };
 
 function get(target: { socketPath: string } | { port: number }, path: string, method = 'GET'): Promise<{ status: number; headers: Record<string, unknown>; body: any }> {

@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApi } from '../../src/api/api-app.ts';
 import { startDaemonServer } from '../../src/daemon/daemon-server.ts';
-import { corralEventSchema, errorEnvelopeSchema, eventResetSchema, sandboxSchema, type CorralEventWire } from '../../src/protocol/api-schemas.ts';
+import { corralEventSchema, eventResetSchema, sandboxSchema, type CorralEventWire } from '../../src/protocol/api-schemas.ts';
 import type { KeyScope } from '../../src/protocol/key-scopes.ts';
 import type { Corral } from '../../src/services/corral.ts';
 import type { EventListener } from '../../src/services/event-bus.ts';
 import { openCorral, tempDir } from '../helpers.ts';
+import { errorOf, quiet } from './api-test-helpers.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
 const tcp = { transport: 'tcp' as const };
 
 type Block = { event?: string; id?: string; data?: string; comment?: string };
@@ -101,12 +101,6 @@ function setup(options: { withAuth?: boolean; keepaliveMs?: number; maxBacklog?:
   const sandbox = async (headers: Record<string, string> = {}, env?: { transport: 'tcp' }) =>
     sandboxSchema.parse(await (await call('POST', '/v1/sandboxes', { backend: 'namespace', policy: 'permissive' }, headers, env)).json());
   return { corral, app, call, sandbox, subscribers: () => subscribers };
-}
-
-async function errorOf(res: Response, status: number, code: string) {
-  assert.equal(res.status, status);
-  const body = errorEnvelopeSchema.parse(await res.json());
-  assert.equal(body.error.code, code, body.error.message);
 }
 
 test("a sandbox's events in order, from created to destroyed; the stream ends there", async () => {

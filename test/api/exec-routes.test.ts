@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApi } from '../../src/api/api-app.ts';
-import { errorEnvelopeSchema, execFrameSchema, execListSchema, execRecordSchema, sandboxSchema, type ExecFrameWire } from '../../src/protocol/api-schemas.ts';
+import { execFrameSchema, execListSchema, execRecordSchema, sandboxSchema, type ExecFrameWire } from '../../src/protocol/api-schemas.ts';
 import { openCorral } from '../helpers.ts';
-
-const quiet = { info() {}, warn() {}, error() {} };
+import { errorOf, quiet } from './api-test-helpers.ts';
 
 function setup(backend = 'namespace') {
   const corral = openCorral();
@@ -14,13 +13,6 @@ function setup(backend = 'namespace') {
     app.request(path, { method, ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } } : { headers }) });
   const sandbox = async () => sandboxSchema.parse(await (await call('POST', '/v1/sandboxes', { vault: 'src', backend, policy: 'permissive' })).json());
   return { corral, app, call, sandbox };
-}
-
-async function errorOf(res: Response, status: number, code: string) {
-  assert.equal(res.status, status);
-  const body = errorEnvelopeSchema.parse(await res.json());
-  assert.equal(body.error.code, code, body.error.message);
-  return body.error;
 }
 
 /** Reads an SSE body to its end (or until `stop` says so): the frames with their event names and ids. */

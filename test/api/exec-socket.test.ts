@@ -8,8 +8,7 @@ import { createExecSocketServer } from '../../src/api/exec-socket.ts';
 import { startDaemonServer } from '../../src/daemon/daemon-server.ts';
 import { execFrameSchema, execRecordSchema, type ExecFrameWire } from '../../src/protocol/api-schemas.ts';
 import { openCorral, tempDir } from '../helpers.ts';
-
-const quiet = { info() {}, warn() {}, error() {} };
+import { quiet } from './api-test-helpers.ts';
 
 async function daemon(withKeys = false) {
   const corral = openCorral();

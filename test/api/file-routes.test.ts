@@ -20,8 +20,8 @@ import {
   newId,
 } from '../../src/protocol/api-schemas.ts';
 import { openCorral, tempDir } from '../helpers.ts';
+import { errorOf, quiet } from './api-test-helpers.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -49,13 +49,6 @@ function setup(options: { bodyLimit?: number; maxFileBytes?: number; maxTarBytes
     });
   const head = () => corral.store.getVault(sb.vault).head;
   return { corral, app, sb, base, call, head };
-}
-
-async function errorOf(res: Response, status: number, code: string) {
-  assert.equal(res.status, status, `expected ${status} ${code}`);
-  const body = errorEnvelopeSchema.parse(await res.json());
-  assert.equal(body.error.code, code, body.error.message);
-  return body.error;
 }
 
 const q = (path: string, extra = '') => `?path=${encodeURIComponent(path)}${extra}`;

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApi } from '../../src/api/api-app.ts';
-import { auditListSchema, auditVerificationSchema, diffSchema, errorEnvelopeSchema, historySchema } from '../../src/protocol/api-schemas.ts';
+import { auditListSchema, auditVerificationSchema, diffSchema, historySchema } from '../../src/protocol/api-schemas.ts';
 import type { KeyScope } from '../../src/protocol/key-scopes.ts';
 import { openCorral } from '../helpers.ts';
+import { errorOf, quiet } from './api-test-helpers.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
 const text = (s: string) => new TextEncoder().encode(s);
 
 function setup() {
@@ -14,11 +14,6 @@ function setup() {
   const call = (path: string, key?: string) => app.request(path, { headers: key ? { authorization: `Bearer ${key}` } : {} }, { transport: key ? 'tcp' : 'unix' });
   const key = (tenant: string, scopes: KeyScope[]) => corral.keys.create({ tenant, scopes }).secret;
   return { corral, call, key };
-}
-
-async function errorOf(res: Response, status: number, code: string): Promise<void> {
-  assert.equal(res.status, status);
-  assert.equal(errorEnvelopeSchema.parse(await res.json()).error.code, code);
 }
 
 test('history lists commits newest first with origin, summary and checkpoints; diff gives patches between any two versions', async () => {

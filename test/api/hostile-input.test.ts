@@ -11,8 +11,7 @@ import { createApi } from '../../src/api/api-app.ts';
 import { startDaemonServer } from '../../src/daemon/daemon-server.ts';
 import { errorEnvelopeSchema, newId } from '../../src/protocol/api-schemas.ts';
 import { openCorral, tempDir } from '../helpers.ts';
-
-const quiet = { info() {}, warn() {}, error() {} };
+import { quiet } from './api-test-helpers.ts';
 
 function setup() {
   const corral = openCorral();

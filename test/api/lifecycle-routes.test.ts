@@ -9,15 +9,14 @@ import {
   checkpointListSchema,
   checkpointRestoreResultSchema,
   checkpointSchema,
-  errorEnvelopeSchema,
   execRecordSchema,
   sandboxSchema,
 } from '../../src/protocol/api-schemas.ts';
 import type { KeyScope } from '../../src/protocol/key-scopes.ts';
 import type { Corral } from '../../src/services/corral.ts';
 import { openCorral } from '../helpers.ts';
+import { errorOf, quiet } from './api-test-helpers.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
 const LOOP = 'while :; do echo x; sleep 0.01; done';
 
 function setup(withAuth = false) {
@@ -27,13 +26,6 @@ function setup(withAuth = false) {
     app.request(path, { method, ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } } : { headers }) }, env);
   const sandbox = async (spec: object = {}) => sandboxSchema.parse(await (await call('POST', '/v1/sandboxes', { backend: 'namespace', policy: 'permissive', ...spec })).json());
   return { corral, app, call, sandbox };
-}
-
-async function errorOf(res: Response, status: number, code: string) {
-  assert.equal(res.status, status);
-  const body = errorEnvelopeSchema.parse(await res.json());
-  assert.equal(body.error.code, code, body.error.message);
-  return body.error;
 }
 
 async function until(what: string, check: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {

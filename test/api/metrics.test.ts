@@ -4,8 +4,8 @@ import { createApi } from '../../src/api/api-app.ts';
 import { CorralMetrics, formatValue, METRICS_CONTENT_TYPE, MetricsRegistry, sandboxStateCounts } from '../../src/api/metrics.ts';
 import { EventBus } from '../../src/services/event-bus.ts';
 import { openCorral } from '../helpers.ts';
+import { quiet } from './api-test-helpers.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
 const backends = { probeAll: async () => [], select: async () => ({ backend: { health: async () => ({ ok: true, warnings: [] }) } }) };
 const tcp = { transport: 'tcp' as const };
 

@@ -6,8 +6,8 @@ import { errorCodes } from '../../src/protocol/errors.ts';
 import { ROOT } from '../helpers.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { quiet } from './api-test-helpers.ts';
 
-const quiet = { info() {}, warn() {}, error() {} };
 const backends = { probeAll: async () => [], select: async () => ({ backend: { health: async () => ({ ok: true, warnings: [] }) } }) };
 
 type Doc = { openapi: string; info: { version: string }; paths: Record<string, Record<string, any>>; components: { schemas: Record<string, any> } };

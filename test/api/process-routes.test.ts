@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApi } from '../../src/api/api-app.ts';
-import { errorEnvelopeSchema, processInfoSchema, processListSchema, sandboxSchema } from '../../src/protocol/api-schemas.ts';
+import { processInfoSchema, processListSchema, sandboxSchema } from '../../src/protocol/api-schemas.ts';
 import { openCorral } from '../helpers.ts';
-
-const quiet = { info() {}, warn() {}, error() {} };
+import { errorOf, quiet } from './api-test-helpers.ts';
 
 function setup() {
   const corral = openCorral();
@@ -14,12 +13,6 @@ function setup() {
     app.request(path, { method, ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}) });
   const sandbox = async () => sandboxSchema.parse(await (await call('POST', '/v1/sandboxes', { vault: 'src', backend: 'namespace', policy: 'permissive' })).json());
   return { corral, call, sandbox };
-}
-
-async function errorOf(res: Response, status: number, code: string) {
-  assert.equal(res.status, status);
-  const body = errorEnvelopeSchema.parse(await res.json());
-  assert.equal(body.error.code, code, body.error.message);
 }
 
 async function until(check: () => Promise<boolean>, ms = 20_000) {

@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createApi } from '../../src/api/api-app.ts';
-import { errorEnvelopeSchema, execRecordSchema, execResultSchema, isId, newId, sandboxListSchema, sandboxSchema } from '../../src/protocol/api-schemas.ts';
+import { execRecordSchema, execResultSchema, isId, newId, sandboxListSchema, sandboxSchema } from '../../src/protocol/api-schemas.ts';
 import { openCorral } from '../helpers.ts';
-
-const quiet = { info() {}, warn() {}, error() {} };
+import { errorOf, quiet } from './api-test-helpers.ts';
 
 function setup(bodyLimit?: number) {
   const corral = openCorral();
@@ -14,13 +13,6 @@ function setup(bodyLimit?: number) {
   const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
     app.request(path, { method, ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } } : { headers }) });
   return { corral, app, call };
-}
-
-async function errorOf(res: Response, status: number, code: string) {
-  assert.equal(res.status, status);
-  const body = errorEnvelopeSchema.parse(await res.json());
-  assert.equal(body.error.code, code, body.error.message);
-  return body.error;
 }
 
 test('POST /v1/sandboxes → 201 and the sandbox; GET, list with filters, DELETE', async () => {
