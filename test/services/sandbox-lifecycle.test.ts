@@ -13,7 +13,9 @@ import { openCorral, tempDir, testCaller } from '../helpers.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const LOOP = 'while :; do echo x; sleep 0.01; done';
+// The loop runs in a subshell so the tree always has two processes (bash and the subshell), not
+// only while a `sleep` happens to be alive: on the host backend bash is the supervisor's child.
+const LOOP = '(while :; do echo x; sleep 0.01; done); :';
 
 /** A Corral whose store clock the test moves by hand (`clock.now += ms`). */
 function withClock(): { corral: Corral; clock: { now: number } } {
