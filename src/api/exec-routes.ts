@@ -5,7 +5,7 @@ import type { Context, Hono } from 'hono';
 import { execKillSchema, execRequestSchema, execStartSchema, execStateSchema, execWaitSchema, isExecId, type ExecFrameWire, type ExecList, type ExecRecord, type ExecResultEnvelope } from '../protocol/api-schemas.ts';
 import { CorralError } from '../protocol/errors.ts';
 import type { ExecResult } from '../protocol/exec-result.ts';
-import type { ExecFrame, ExecSessions, StartRequest } from '../services/exec-sessions.ts';
+import { attachedStreams, type ExecFrame, type ExecSessions, type StartRequest } from '../services/exec-sessions.ts';
 import { readJson } from './api-middleware.ts';
 import type { ApiEnv } from './api-types.ts';
 import { requireScope, scopeOf } from './auth-middleware.ts';
@@ -95,6 +95,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     const scope = scopeOf(c);
     const body = await readJson(c, execRequestSchema);
     if (body.openStdin && body.stdin !== undefined) throw new CorralError('INVALID_ARGUMENT', 'give stdin (bytes) or openStdin (a stream), not both', {});
+    if (body.attachStdout !== undefined || body.attachStderr !== undefined) throw new CorralError('INVALID_ARGUMENT', 'attachStdout and attachStderr belong to a created exec (POST /v1/sandboxes/{id}/execs, then start it attached): this exec gives its client both streams', {});
     const streamed = (c.req.header('accept') ?? '').includes('text/event-stream');
     if (body.openStdin && !body.background && !streamed) throw new CorralError('INVALID_ARGUMENT', 'openStdin needs background: true or a streamed exec (Accept: text/event-stream): a collected exec cannot be written to', {});
     const request: StartRequest = {
@@ -152,6 +153,8 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
       ...(body.env !== undefined ? { env: body.env } : {}),
       ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {}),
       ...(body.openStdin ? { openStdin: true } : {}),
+      ...(body.attachStdout === false ? { attachStdout: false } : {}),
+      ...(body.attachStderr === false ? { attachStderr: false } : {}),
       ...(body.tty ? { tty: body.tty } : {}),
       ...(body.user !== undefined ? { user: body.user } : {}),
     }, scopeOf(c));
@@ -178,7 +181,8 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
     // Attached: the same frames as the exec's output stream, from its start (it runs on if the client goes).
     if ((c.req.header('accept') ?? '').includes('text/event-stream')) {
       const gone = new AbortController();
-      return sseResponse(execs.frames(info.id, {}, { follow: true, signal: gone.signal }, scope), { stdout: 0, stderr: 0 }, () => gone.abort(), { 'x-corral-exec': info.id }, count);
+      const streams = attachedStreams(info);
+      return sseResponse(execs.frames(info.id, {}, { follow: true, signal: gone.signal, streams }, scope), { stdout: 0, stderr: 0 }, () => gone.abort(), { 'x-corral-exec': info.id }, count);
     }
     return c.json(info satisfies ExecRecord, 202);
   });

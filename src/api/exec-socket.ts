@@ -17,7 +17,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { isExecId } from '../protocol/ids.ts';
 import { CorralError, errorCodes, toCorralError } from '../protocol/errors.ts';
 import { hasScope } from '../protocol/key-scopes.ts';
-import type { ExecSessions } from '../services/exec-sessions.ts';
+import { attachedStreams, type ExecSessions } from '../services/exec-sessions.ts';
 import type { KeyService } from '../services/key-service.ts';
 import type { Scope } from '../services/sandbox-service.ts';
 import type { ApiLogger, Transport } from './api-types.ts';
@@ -101,7 +101,7 @@ export function createExecSocketServer(deps: ExecSocketDeps): ExecSocketServer {
     });
     void (async () => {
       try {
-        for await (const f of deps.execs.frames(id, from, { follow: true, signal: stop.signal }, scope)) {
+        for await (const f of deps.execs.frames(id, from, { follow: true, signal: stop.signal, streams: attachedStreams(deps.execs.get(id, scope)) }, scope)) {
           if (ws.readyState !== ws.OPEN) return;
           if (f.type === 'output') deps.count?.(f.stream, f.data.length);
           await new Promise<void>((resolve, reject) => ws.send(JSON.stringify(frameToWire(f)), (e) => (e ? reject(e) : resolve())));

@@ -220,7 +220,9 @@ export const execRequestSchema = z
     tty: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict().optional().describe('A real pseudo-terminal of this size (TERM=xterm-256color); stdout holds what it showed, stderr is empty. Resize over the attach WebSocket.'),
     resume: z.string().max(80).optional().describe('Run the command an approved approval (apr_…) of this sandbox holds, instead of argv or shell: after a `pending` result and a person\'s approval.'),
     user: z.string().min(1).max(64).optional().describe('Run as this user inside the sandbox: a uid, uid:gid, or a name of /etc/passwd (namespace backend; default: the sandbox\'s own user).'),
-    openStdin: z.boolean().optional().describe('Keep stdin open for POST /v1/execs/{id}/stdin (or the attach WebSocket) until closed; exclusive with stdin (default false).'),
+    openStdin: z.boolean().optional().describe('Keep stdin open for POST /v1/execs/{id}/stdin (or the attach WebSocket) until closed; exclusive with stdin (default false). Docker\'s AttachStdin.'),
+    attachStdout: z.boolean().optional().describe('Created execs (POST /v1/sandboxes/{id}/execs) only, Docker\'s AttachStdout: an attached start and the attach WebSocket send stdout (default true). The output is kept either way (GET /v1/execs/{id}/output, logs).'),
+    attachStderr: z.boolean().optional().describe('Created execs only, Docker\'s AttachStderr: an attached start and the attach WebSocket send stderr (default true).'),
   })
   .strict()
   .describe('A command to run in the sandbox: collected (one request, one result envelope), streamed (Accept: text/event-stream) or in the background.');
@@ -307,6 +309,7 @@ export const execRecordSchema = z
     stderrBytes: z.number().int(),
     result: execResultSchema.nullable().describe('The result envelope once it ended; null while running and for a lost exec.'),
     error: z.object({ code: z.string(), message: z.string() }).strict().nullable().describe('Why an exec whose start was refused failed.'),
+    attach: z.object({ stdin: z.boolean(), stdout: z.boolean(), stderr: z.boolean() }).strict().describe('The streams an attached client gets (Docker\'s Attach* flags): stdin is writable (openStdin), stdout and stderr are sent.'),
   })
   .strict();
 

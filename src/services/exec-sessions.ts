@@ -41,6 +41,8 @@ export interface ExecInfo {
   result: ExecResult | null;
   /** Why an exec that never ran failed (a start refused). */
   error: { code: string; message: string } | null;
+  /** What an attached client gets (Docker's Attach* flags): stdin writable, stdout and stderr sent. */
+  attach: { stdin: boolean; stdout: boolean; stderr: boolean };
 }
 
 /** What a watcher of an exec receives, in order: output (replayed, then live), heartbeats, the end. */
@@ -60,6 +62,9 @@ export interface StartRequest extends SandboxExecRequest {
   user?: string;
   /** Keep stdin open for writeStdin()/closeStdin() (default: stdin is the bytes given, or empty). */
   openStdin?: boolean;
+  /** Docker's AttachStdout/AttachStderr: the streams attached clients get (default both; output is kept either way). */
+  attachStdout?: boolean;
+  attachStderr?: boolean;
   /** The proc_ id of the named process this exec is a run of. */
   processId?: string;
   /** Run the command an approved approval of this sandbox's vault holds (give no argv or shell). */
@@ -148,7 +153,7 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 
 function toInfo(r: ExecRow): ExecInfo {
   const result = r.result === null ? null : (JSON.parse(r.result) as ExecResult);
-  const req = r.request === null ? {} : (JSON.parse(r.request) as { argv?: string[]; shell?: string; cwd?: string });
+  const req = r.request === null ? {} : (JSON.parse(r.request) as { argv?: string[]; shell?: string; cwd?: string; openStdin?: boolean; attachStdout?: boolean; attachStderr?: boolean });
   return {
     id: r.id,
     sandbox: r.sandbox_id,
@@ -165,7 +170,13 @@ function toInfo(r: ExecRow): ExecInfo {
     stderrBytes: r.stderr_bytes,
     result,
     error: r.error === null ? null : (JSON.parse(r.error) as { code: string; message: string }),
+    attach: { stdin: req.openStdin === true, stdout: req.attachStdout !== false, stderr: req.attachStderr !== false },
   };
+}
+
+/** The output streams an attached client of this exec gets. */
+export function attachedStreams(info: ExecInfo): OutputStream[] {
+  return (['stdout', 'stderr'] as const).filter((s) => info.attach[s]);
 }
 
 /**
@@ -227,7 +238,7 @@ export class ExecSessions {
       else request.signal.addEventListener('abort', () => abort.abort(), { once: true });
     }
     const stdin = request.openStdin && !request.tty ? new PassThrough() : null;
-    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty, user: request.user, resume: request.resume };
+    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty, user: request.user, resume: request.resume, openStdin: request.openStdin, attachStdout: request.attachStdout, attachStderr: request.attachStderr };
     const now = this.store.now();
     if (createdId) this.store.db.run("UPDATE execs SET state = 'running', background = ?, request = ? WHERE id = ? AND state = 'created'", request.background ? 1 : 0, JSON.stringify(plain), id);
     else this.store.db.run('INSERT INTO execs(id, sandbox_id, state, background, process_id, request, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', id, sandbox.id, 'running', request.background ? 1 : 0, request.processId ?? null, JSON.stringify(plain), now);
@@ -306,7 +317,7 @@ export class ExecSessions {
     validateEnv(request.env, 'the exec env');
     const id = newId('exec', this.store.now());
     if (request.user !== undefined) resolveSandboxUser(request.user);
-    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty, user: request.user, openStdin: request.openStdin };
+    const plain = { argv: request.argv, shell: request.shell, cwd: request.cwd, env: request.env, timeoutMs: request.timeoutMs, tty: request.tty, user: request.user, openStdin: request.openStdin, attachStdout: request.attachStdout, attachStderr: request.attachStderr };
     this.store.db.run("INSERT INTO execs(id, sandbox_id, state, request, created_at) VALUES (?, ?, 'created', ?, ?)", id, sandbox.id, JSON.stringify(plain), this.store.now());
     return this.get(id, scope);
   }
@@ -433,8 +444,21 @@ export class ExecSessions {
    * reader costs the daemon one page of memory, not a growing queue. With follow false it stops at
    * the end of what exists now (an ended exec still gets its exit frame).
    */
-  async *frames(id: string, from: { stdout?: number; stderr?: number } = {}, options: { follow?: boolean; signal?: AbortSignal; /** This reader owns the exec's output hold (see holdForReader). */ hold?: boolean } = {}, scope: Scope = OWNER): AsyncGenerator<ExecFrame> {
+  async *frames(
+    id: string,
+    from: { stdout?: number; stderr?: number } = {},
+    options: {
+      follow?: boolean;
+      signal?: AbortSignal;
+      /** This reader owns the exec's output hold (see holdForReader). */
+      hold?: boolean;
+      /** The output streams to send (default both: an attached client passes attachedStreams()). */
+      streams?: readonly OutputStream[];
+    } = {},
+    scope: Scope = OWNER,
+  ): AsyncGenerator<ExecFrame> {
     this.get(id, scope);
+    const streams = options.streams ?? (['stdout', 'stderr'] as const);
     const sent: Record<OutputStream, number> = { stdout: from.stdout ?? 0, stderr: from.stderr ?? 0 };
     for (const stream of ['stdout', 'stderr'] as const) {
       const v = sent[stream];
@@ -468,7 +492,7 @@ export class ExecSessions {
         poked = false;
         while (control.length > 0) yield control.shift()!;
         let progressed = false;
-        for (const stream of ['stdout', 'stderr'] as const) {
+        for (const stream of streams) {
           const page = this.output.read(id, stream, sent[stream], PAGE_BYTES);
           if (page.start > sent[stream]) {
             yield { type: 'gap', stream, from: sent[stream], to: page.start };

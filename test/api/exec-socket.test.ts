@@ -124,7 +124,20 @@ test('attach refusals: unknown path, bad id, unknown exec, no key over TCP', asy
   }
 });
 
-test('exec instances (Docker style): create runs nothing, start runs it detached, a refused start marks it failed', async () => {
+/** POST /v1/execs/{id}/start attached (Accept: text/event-stream): the whole SSE text. */
+function startAttached(socketPath: string, id: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const req = request({ socketPath, path: `/v1/execs/${id}/start`, method: 'POST', agent: false, headers: { 'content-type': 'application/json', accept: 'text/event-stream' } }, (res) => {
+      let text = '';
+      res.on('data', (b: Buffer) => (text += b));
+      res.on('end', () => resolve(text));
+    });
+    req.on('error', reject);
+    req.end('{}');
+  });
+}
+
+test('exec instances (Docker style): create runs nothing, start runs it detached or attached (with the attach flags), a refused start marks it failed', async () => {
   const d = await daemon();
   try {
     const sb = d.corral.sandboxes.create({ vault: 'src', backend: 'namespace', policy: 'permissive' });
@@ -142,17 +155,31 @@ test('exec instances (Docker style): create runs nothing, start runs it detached
 
     // Attached start: the frames come on the start request itself.
     const attached = execRecordSchema.parse((await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { shell: 'echo attached' })).body);
-    const sse = await new Promise<string>((resolve, reject) => {
-      const req = request({ socketPath: d.socketPath, path: `/v1/execs/${attached.id}/start`, method: 'POST', agent: false, headers: { 'content-type': 'application/json', accept: 'text/event-stream' } }, (res) => {
-        let text = '';
-        res.on('data', (b: Buffer) => (text += b));
-        res.on('end', () => resolve(text));
-      });
-      req.on('error', reject);
-      req.end('{}');
-    });
+    assert.deepEqual(attached.attach, { stdin: false, stdout: true, stderr: true });
+    const sse = await startAttached(d.socketPath, attached.id);
     assert.match(sse, /event: output\n[^]*"data":"attached\\n"/);
     assert.match(sse, /event: exit\n/);
+
+    // Docker's attach flags: the attached start sends only stdout; stderr is still kept.
+    const quiet = execRecordSchema.parse((await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { shell: 'echo out; echo err >&2', attachStderr: false })).body);
+    assert.deepEqual(quiet.attach, { stdin: false, stdout: true, stderr: false });
+    const onlyOut = await startAttached(d.socketPath, quiet.id);
+    assert.match(onlyOut, /"stream":"stdout"[^]*"data":"out\\n"/);
+    assert.doesNotMatch(onlyOut, /"stream":"stderr"/);
+    assert.match(onlyOut, /event: exit\n/);
+    assert.equal((await d.corral.execs.wait(quiet.id)).stderrBytes, 4);
+    // The attach WebSocket honours them too (here on the ended exec: its replay).
+    const ws = attach(d.socketPath, `/v1/execs/${quiet.id}/attach`);
+    await ws.closed;
+    assert.deepEqual(ws.frames.filter((f) => f.type === 'output').map((f) => f.type === 'output' && f.stream), ['stdout']);
+    const stderrOnly = execRecordSchema.parse((await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { shell: 'echo out; echo err >&2', attachStdout: false })).body);
+    const onlyErr = await startAttached(d.socketPath, stderrOnly.id);
+    assert.match(onlyErr, /"stream":"stderr"[^]*"data":"err\\n"/);
+    assert.doesNotMatch(onlyErr, /"stream":"stdout"/);
+    // The flags belong to created execs: a plain exec gives its client both streams.
+    const refused = await post(d.socketPath, `/v1/sandboxes/${sb.id}/exec`, { argv: ['true'], attachStdout: false });
+    assert.equal(refused.status, 400);
+    assert.match(refused.body.error.message, /created exec/);
 
     const doomed = execRecordSchema.parse((await post(d.socketPath, `/v1/sandboxes/${sb.id}/execs`, { argv: ['true'] })).body);
     d.corral.store.db.run("UPDATE sandboxes SET state = 'paused' WHERE id = ?", sb.id);
