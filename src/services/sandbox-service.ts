@@ -247,7 +247,7 @@ export class SandboxService {
     const id = newId('sbx', now);
     const created = this.store.write(this.caller, s.vault ?? null, { op: 'sandbox.create', target: id, details: { name: s.name ?? null, vault: s.vault ?? null, fork: s.fork } }, () => {
       this.checkSandboxQuota(scope);
-      if (s.name !== undefined && this.findLive(s.name)) throw new CorralError('CONFLICT', `a sandbox named '${s.name}' already exists: pick another name or destroy it first`, { name: s.name });
+      if (s.name !== undefined && this.findLive(s.name, scope.tenant)) throw new CorralError('CONFLICT', `a sandbox named '${s.name}' already exists: pick another name or destroy it first`, { name: s.name });
       let vault: string;
       let source: string | null;
       let owned: boolean;
@@ -421,8 +421,21 @@ export class SandboxService {
     if (live >= max) throw new CorralError('QUOTA_EXCEEDED', `tenant ${scope.tenant} has ${live} live sandboxes, its quota is ${max}: destroy one first`, { tenant: scope.tenant, quota: 'sandboxes', limit: max });
   }
 
-  private findLive(name: string): SandboxRow | undefined {
-    return this.store.db.get<SandboxRow>(`${SANDBOX_SQL} WHERE s.name = ? AND s.state != 'destroyed'`, name);
+  /** The live sandbox of this tenant (null: the owner's own) with this name. */
+  private findLive(name: string, tenant: string | null): SandboxRow | undefined {
+    return this.store.db.get<SandboxRow>(`${SANDBOX_SQL} WHERE s.name = ? AND s.tenant IS ? AND s.state != 'destroyed'`, name, tenant);
+  }
+
+  /**
+   * A name as the caller means it: a tenant's own sandbox; for the owner (who sees every tenant)
+   * the owner's own first, else the one tenant sandbox of that name (several: ambiguous, use the id).
+   */
+  private findByName(name: string, scope: Scope): SandboxRow | undefined {
+    const own = this.findLive(name, scope.tenant);
+    if (own || scope.tenant !== null) return own;
+    const rows = this.store.db.all<SandboxRow>(`${SANDBOX_SQL} WHERE s.name = ? AND s.state != 'destroyed' LIMIT 2`, name);
+    if (rows.length > 1) throw new CorralError('CONFLICT', `several tenants have a sandbox named '${name}': use its id (sbx_…), see corral sandbox list`, { name });
+    return rows[0];
   }
 
   /** The row for an id or a live name; expired ones are destroyed here and answer SANDBOX_NOT_FOUND. */
@@ -434,7 +447,7 @@ export class SandboxService {
       if (!isId('sbx', idOrName)) throw invalid(`'${shown}' is not a sandbox id: expected sbx_ followed by 26 base32 characters`, { sandbox: shown });
       row = this.row(idOrName);
     } else {
-      row = this.findLive(idOrName);
+      row = this.findByName(idOrName, scope);
     }
     // Another tenant's sandbox is answered like a missing one: its existence is not for this caller.
     if (!row || !visible(row, scope)) throw notFound(idOrName);

@@ -285,6 +285,12 @@ const migrations: string[] = [
   );
   CREATE UNIQUE INDEX processes_name ON processes(sandbox_id, name) WHERE state != 'removed';
   `,
+  // v7: a sandbox name is unique within its tenant (the owner's sandboxes are one more "tenant"),
+  // so a tenant cannot learn another's names from a clash.
+  `
+  DROP INDEX sandboxes_live_name;
+  CREATE UNIQUE INDEX sandboxes_live_name ON sandboxes(coalesce(tenant, ''), name) WHERE name IS NOT NULL AND state != 'destroyed';
+  `,
 ];
 
 export const SCHEMA_VERSION = migrations.length;

@@ -131,6 +131,26 @@ test('a name is unique among live sandboxes and free again once destroyed', () =
   assert.equal(corral.sandboxes.get(first.id).state, 'destroyed');
 });
 
+test('names are per tenant: each tenant and the owner may use the same name; a name resolves to the caller\'s own', () => {
+  const corral = openCorral();
+  const acme = { tenant: 'acme' };
+  const globex = { tenant: 'globex' };
+  const a = corral.sandboxes.create({ backend: 'host', name: 'dev' }, acme);
+  const g = corral.sandboxes.create({ backend: 'host', name: 'dev' }, globex);
+  assert.ok(isCorralError(catchError(() => corral.sandboxes.create({ backend: 'host', name: 'dev' }, acme)), 'CONFLICT'));
+  assert.equal(corral.sandboxes.get('dev', acme).id, a.id);
+  assert.equal(corral.sandboxes.get('dev', globex).id, g.id);
+  assert.ok(isCorralError(catchError(() => corral.sandboxes.get('dev', { tenant: 'initech' })), 'SANDBOX_NOT_FOUND'));
+  // The owner sees every tenant: two tenants' 'dev' is ambiguous (use the id), its own wins.
+  const ambiguous = catchError(() => corral.sandboxes.get('dev'));
+  assert.ok(isCorralError(ambiguous, 'CONFLICT') && /use its id/.test(ambiguous.message));
+  const own = corral.sandboxes.create({ backend: 'host', name: 'dev' });
+  assert.equal(corral.sandboxes.get('dev').id, own.id);
+  corral.sandboxes.destroy(own.id);
+  corral.sandboxes.destroy('dev', {}, globex);
+  assert.equal(corral.sandboxes.get('dev').id, a.id, 'one left: the owner reaches it by name');
+});
+
 test('ttl: an expired sandbox is destroyed when read, answers SANDBOX_NOT_FOUND, and its fork goes', async () => {
   const corral = seeded();
   const sb = corral.sandboxes.create({ vault: 'src', ttlSeconds: 60, name: 'short' });
