@@ -35,7 +35,8 @@ const ATTACH = /^\/v1\/execs\/([^/?]+)\/attach$/;
 /** The largest client message (stdin chunks are split by clients well below this). */
 const MAX_MESSAGE = 1024 * 1024;
 
-function refuse(socket: Duplex, e: unknown): void {
+/** Answers a refused upgrade with the API's error envelope and status, and closes the socket. */
+export function refuseUpgrade(socket: Duplex, e: unknown): void {
   const err = toCorralError(e);
   const body = JSON.stringify(err.toEnvelope());
   const status = errorCodes[err.code].status;
@@ -131,7 +132,7 @@ export function createExecSocketServer(deps: ExecSocketDeps): ExecSocketServer {
         deps.execs.get(id, scope);
         wss.handleUpgrade(request, socket, head, (ws) => serve(ws, id, from, scope, ack === 'true'));
       } catch (e) {
-        refuse(socket, e);
+        refuseUpgrade(socket, e);
       }
     },
     close() {

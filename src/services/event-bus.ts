@@ -74,4 +74,9 @@ export class EventBus {
   get lastSeq(): number {
     return this.seq;
   }
+
+  /** How many listeners are subscribed (streams release theirs when their client goes). */
+  get subscribers(): number {
+    return this.listeners.size;
+  }
 }

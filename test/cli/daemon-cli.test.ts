@@ -5,6 +5,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import WebSocket from 'ws';
 import { inspectPidFile, processIdentity } from '../../src/daemon/daemon-process.ts';
 import { CLI, ROOT, corral, corralAsync, tempDir } from '../helpers.ts';
 
@@ -61,6 +62,17 @@ test('daemon start → status → the API on the socket → logs → stop, then 
   const metrics = await get(info.socket, '/metrics');
   assert.equal(metrics.status, 200);
   assert.match(metrics.text, /^corral_http_requests_total\{method="GET",route="\/v1\/ping",status="200"\} [1-9]/m);
+
+  // The daemon routes WebSocket upgrades: the event stream here (exec attach in the API tests).
+  const events = new WebSocket(`ws+unix://${info.socket}:/v1/events`, ['corral.v1']);
+  const firstEvent = new Promise<{ type: string }>((resolve, reject) => {
+    events.on('message', (m) => resolve(JSON.parse(m.toString())));
+    events.on('error', reject);
+  });
+  await new Promise((resolve, reject) => (events.on('open', resolve), events.on('error', reject)));
+  assert.equal(corral(home, ['sandbox', 'create', '--backend', 'host', '--json']).code, 0);
+  assert.equal((await firstEvent).type, 'created');
+  events.close();
 
   // Starting again is not an error: it says the daemon already runs.
   const again = corral(home, ['daemon', 'start', '--json']);

@@ -312,7 +312,7 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
     import('../../api/metrics.ts'),
     import('../../daemon/daemon-process.ts'),
   ]);
-  const { createExecSocketServer } = await import('../../api/exec-socket.ts');
+  const [{ createExecSocketServer }, { createEventSocketServer }] = await Promise.all([import('../../api/exec-socket.ts'), import('../../api/event-socket.ts')]);
   const config = parseDaemonConfig({ home: defaultHome(), flags: opts, env: process.env });
   const version = packageVersion();
   const startedAt = Date.now();
@@ -327,10 +327,13 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
   // Execs a crashed daemon left running: lost, their output kept, their processes killed.
   const lost = corral.execs.recoverLost();
   if (lost.length > 0) logger.warn({ execs: lost }, 'execs of an earlier daemon that died are marked lost');
+  let eventSockets: ReturnType<typeof createEventSocketServer> | undefined;
   const sockets = createExecSocketServer({ execs: corral.execs, keys: corral.keys, logger, count: (stream, n) => metrics?.streamBytes(stream, n) });
   try {
     metrics = new CorralMetrics({ events: corral.events, sandboxCounts: sandboxStateCounts(corral.store.db), startedAt });
     const app = createApi({ corral, logger, version, startedAt, auth: { keys: corral.keys }, metrics });
+    const events = createEventSocketServer({ fetch: app.fetch, logger });
+    eventSockets = events;
     server = await startDaemonServer({
       fetch: app.fetch,
       socketPath: config.socket,
@@ -339,7 +342,7 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
       ...(config.insecureBind ? { allowNonLoopback: true } : {}),
       drainMs: config.drainMs,
       onError: (e) => logger.error({ err: e }, 'server error'),
-      upgrade: sockets.handleUpgrade,
+      upgrade: (req, socket, head, transport) => (events.handles(req.url) ? events : sockets).handleUpgrade(req, socket, head, transport),
     });
     try {
       updatePidFile(config.pidFile, { ...record, state: 'listening', tcp: server.tcp });
@@ -383,6 +386,7 @@ async function runForeground(ctx: CliContext, opts: RunOptions): Promise<void> {
   try {
     // No new requests; running execs get the same deadline as requests in flight, then are killed.
     sockets.close();
+    eventSockets?.close();
     await Promise.all([server.close(), corral.execs.drain(config.drainMs), corral.lifecycle.cancelPaused()]);
   } finally {
     metrics.close();
