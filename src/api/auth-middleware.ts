@@ -59,7 +59,8 @@ export function authMiddleware(auth: AuthDeps | undefined): MiddlewareHandler<Ap
   };
 }
 
-function principalOf(c: Context<ApiEnv>): Principal {
+/** Who is calling (anonymous when the auth middleware did not run). */
+export function principalOf(c: Context<ApiEnv>): Principal {
   // Unset only when the middleware did not run: nobody, then.
   return (c.get('principal') as Principal | undefined) ?? ANONYMOUS;
 }

@@ -9,8 +9,8 @@ import { CorralError } from '../protocol/errors.ts';
 import { hasScope } from '../protocol/key-scopes.ts';
 import type { CorralEvent, CorralEventType, EventBus } from '../services/event-bus.ts';
 import type { SandboxService } from '../services/sandbox-service.ts';
-import type { ApiEnv, Principal } from './api-types.ts';
-import { requireScope, scopeOf } from './auth-middleware.ts';
+import type { ApiEnv } from './api-types.ts';
+import { principalOf, requireScope, scopeOf } from './auth-middleware.ts';
 import type { RouteDocs } from './openapi.ts';
 import { sandboxIdParam } from './sandbox-routes.ts';
 import { onlyQuery } from './query-params.ts';
@@ -66,16 +66,12 @@ function afterOf(c: Context<ApiEnv>): number | null {
   return Number(given);
 }
 
-function principalOf(c: Context<ApiEnv>): Principal | undefined {
-  return c.get('principal') as Principal | undefined;
-}
-
 function filterOf(c: Context<ApiEnv>, view: EventsView, sandbox: string | null): StreamFilter {
   const scope = scopeOf(c);
   // Another tenant's sandbox (or a missing one) is 404 before any stream starts.
   const sb = sandbox === null ? null : view.sandboxes.get(sandbox, scope);
   const p = principalOf(c);
-  const approvals = p?.kind !== 'key' || hasScope(p.scopes, 'approvals');
+  const approvals = p.kind !== 'key' || hasScope(p.scopes, 'approvals');
   // By id: a name given in the path is resolved once, here.
   return { sandbox: sb?.id ?? null, types: typesQuery(c), tenant: scope.tenant, approvals, ended: sb?.state === 'destroyed' };
 }

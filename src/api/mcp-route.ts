@@ -1,12 +1,18 @@
 // POST /mcp: the MCP server over Streamable HTTP (stateless: each request gets its own server and
-// transport, answered as JSON). Same auth as the API: the Unix socket is the owner, TCP needs an API
-// key with the scope `exec`, and the key's tenant is the scope the tools see. The MCP SDK is loaded
-// on the first request, so a daemon nobody asks for MCP never loads it.
+// transport, answered as JSON). Same auth as the API: the Unix socket is the owner; over TCP an API
+// key is offered the tools its scopes allow (the API's rule for each action: exec needs `exec`,
+// files `files`, …) and its tenant is the scope the tools see. The MCP SDK is loaded on the first
+// request, so a daemon nobody asks for MCP never loads it.
 import type { Hono } from 'hono';
+import { CorralError } from '../protocol/errors.ts';
+import { hasScope } from '../protocol/key-scopes.ts';
 import type { Corral } from '../services/corral.ts';
 import type { ApiEnv } from './api-types.ts';
-import { actorOf, requireScope, scopeOf } from './auth-middleware.ts';
+import { actorOf, principalOf, requireScope, scopeOf } from './auth-middleware.ts';
 import type { RouteDocs } from './openapi.ts';
+
+/** The scopes MCP tools need (see toolScopes in src/mcp/mcp-server.ts); a key needs one of them. */
+const TOOL_SCOPES = ['sandboxes:read', 'sandboxes:write', 'exec', 'files'] as const;
 
 type McpModules = [typeof import('../mcp/mcp-server.ts'), typeof import('@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js')];
 
@@ -20,11 +26,15 @@ export function registerMcpRoute(app: Hono<ApiEnv>, docs: RouteDocs, corral: obj
   if (!isFullCorral(corral)) return;
   let modules: Promise<McpModules> | undefined;
   app.post('/mcp', async (c) => {
-    requireScope(c, 'exec');
+    const principal = principalOf(c);
+    if (principal.kind === 'anonymous') requireScope(c, 'exec');
+    const scopes = principal.kind === 'key' ? principal.scopes : undefined;
+    if (scopes !== undefined && !TOOL_SCOPES.some((s) => hasScope(scopes, s)))
+      throw new CorralError('PERMISSION_DENIED', `this API key has no scope any MCP tool needs: use a key with one of ${TOOL_SCOPES.join(', ')} (exec runs commands, files reads and writes them)`, { granted: scopes, needed: [...TOOL_SCOPES] });
     const scope = scopeOf(c);
     modules ??= Promise.all([import('../mcp/mcp-server.ts'), import('@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js')]);
     const [{ createMcpServer }, { WebStandardStreamableHTTPServerTransport }] = await modules;
-    const server = createMcpServer({ corral, scope, caller: { actor: actorOf(c), origin: 'api' }, version });
+    const server = createMcpServer({ corral, scope, caller: { actor: actorOf(c), origin: 'api' }, version, ...(scopes !== undefined ? { scopes } : {}) });
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     await server.connect(transport);
     try {
@@ -40,7 +50,7 @@ export function registerMcpRoute(app: Hono<ApiEnv>, docs: RouteDocs, corral: obj
     operationId: 'mcp',
     tags: ['mcp'],
     summary: 'The MCP server over Streamable HTTP (JSON-RPC; stateless, JSON responses): the tools and resources of docs/mcp.md',
-    description: 'Needs the scope exec over TCP; the tools see the API key\'s tenant only. GET (a standalone event stream) is not offered: 405.',
+    description: 'Over TCP a key is offered the tools its scopes allow (exec: exec, exec_kill; files: read_file, write_file, edit_file, list_files, search, diff; sandboxes:read: exec_output, exec_wait, checkpoint_list, sandbox_list; sandboxes:write: checkpoint_save, checkpoint_restore, sandbox_create, sandbox_destroy) and needs one of them; the tools see the key\'s tenant only. GET (a standalone event stream) is not offered: 405.',
     responses: { 200: { description: 'A JSON-RPC response (or 202 for a notification).', contentType: 'application/json' } },
     errors: [400, 401, 403, 406, 413],
   });

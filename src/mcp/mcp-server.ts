@@ -7,6 +7,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { CorralError, toCorralError } from '../protocol/errors.ts';
+import { hasScope, type KeyScope } from '../protocol/key-scopes.ts';
 import type { ExecResult } from '../protocol/exec-result.ts';
 import { checkpointListSchema, checkpointRestoreResultSchema, checkpointSchema, execRecordSchema, fileEditResultSchema, fileListSchema, fileWriteResultSchema, sandboxListSchema, sandboxSchema } from '../protocol/api-schemas.ts';
 import type { Corral } from '../services/corral.ts';
@@ -29,7 +30,29 @@ export interface McpServerOptions {
   caller?: Caller;
   /** The version the server reports (default 0.1.0). */
   version?: string;
+  /** An API key's scopes: only the tools (and resources) they allow are offered (default: all, the owner). */
+  scopes?: readonly KeyScope[];
 }
+
+/** The API key scope each tool needs: the API's rule for the same action (docs/api.md, Scopes). */
+export const toolScopes: Record<ToolName, KeyScope> = {
+  exec: 'exec',
+  exec_kill: 'exec',
+  exec_output: 'sandboxes:read',
+  exec_wait: 'sandboxes:read',
+  read_file: 'files',
+  write_file: 'files',
+  edit_file: 'files',
+  list_files: 'files',
+  search: 'files',
+  diff: 'files',
+  checkpoint_save: 'sandboxes:write',
+  checkpoint_restore: 'sandboxes:write',
+  checkpoint_list: 'sandboxes:read',
+  sandbox_create: 'sandboxes:write',
+  sandbox_destroy: 'sandboxes:write',
+  sandbox_list: 'sandboxes:read',
+};
 
 /** Text shown to a model at most per output stream in a tool's text; the rest is read with exec_output. */
 const TEXT_OUTPUT_LIMIT = 32 * 1024;
@@ -105,6 +128,8 @@ export function createMcpServer(options: McpServerOptions): McpServer {
   };
 
   const tool = <S extends z.ZodRawShape>(name: ToolName, shape: S, output: z.ZodObject, handler: (args: z.infer<z.ZodObject<S>> & { sandbox?: string }, signal: AbortSignal) => Promise<ToolAnswer> | ToolAnswer): void => {
+    // A tool the key may not use is not offered at all: a model sees only what it can call.
+    if (options.scopes !== undefined && !hasScope(options.scopes, toolScopes[name])) return;
     const takesSandbox = sandboxTools.includes(name) && bound === undefined;
     const input = z.object({ ...(takesSandbox ? { sandbox: sandboxArg } : {}), ...shape }).strict();
     server.registerTool(name, { description: descriptions[name], inputSchema: input, outputSchema: output }, (async (args: unknown, extra: { signal: AbortSignal }) => {
@@ -328,6 +353,6 @@ export function createMcpServer(options: McpServerOptions): McpServer {
     tool('sandbox_destroy', toolInputs.sandbox_destroy, sandboxSchema, async (args) => ({ structured: { ...(await corral.lifecycle.destroy(sandboxOf(args), { ...(args.keepFork ? { keepFork: true } : {}) }, scope)) } }));
   }
 
-  registerMcpResources(server, { corral, scope, files, ...(bound !== undefined ? { sandbox: bound } : {}) });
+  registerMcpResources(server, { corral, scope, files, ...(bound !== undefined ? { sandbox: bound } : {}), ...(options.scopes !== undefined ? { scopes: options.scopes } : {}) });
   return server;
 }

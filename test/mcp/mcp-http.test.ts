@@ -1,10 +1,11 @@
 // The daemon's /mcp over Streamable HTTP: a real daemon on 127.0.0.1:0, the official client with an
-// API key (scope exec), the tenant's scope, auth refusals, an approval the exec waits for.
+// API key, the tools its scopes allow, the tenant's scope, auth refusals, an approval the exec waits for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startTestDaemon, type TestDaemon } from '../sdk/sdk-daemon.ts';
+import type { KeyScope } from '../../src/protocol/key-scopes.ts';
 import { call } from './mcp-client.ts';
 
 const daemon: TestDaemon = await startTestDaemon();
@@ -17,11 +18,13 @@ async function connectHttp(url: string, secret: string): Promise<Client> {
 }
 
 const initialize = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '0' } } });
+/** The scopes every MCP tool needs together. */
+const ALL: KeyScope[] = ['sandboxes:read', 'sandboxes:write', 'exec', 'files'];
 const mcpHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 
 test('/mcp over HTTP with an API key: every sandbox tool, the tenant scope, a denial', async () => {
   const d = daemon;
-  const client = await connectHttp(d.url, d.key(['exec'], 'acme'));
+  const client = await connectHttp(d.url, d.key(ALL, 'acme'));
   try {
     const { tools } = await client.listTools();
     assert.equal(tools.length, 16);
@@ -56,7 +59,7 @@ test('/mcp over HTTP with an API key: every sandbox tool, the tenant scope, a de
 
 test('/mcp over HTTP: an exec that waits for its approval runs once a person approves it', async () => {
   const d = daemon;
-  const client = await connectHttp(d.url, d.key(['exec'], 'acme'));
+  const client = await connectHttp(d.url, d.key(ALL, 'acme'));
   try {
     const sb = await call(client, 'sandbox_create', { backend: 'namespace' });
     const running = call(client, 'exec', { sandbox: sb.data.id, command: 'eval echo waited', waitForApprovalMs: 30_000 });
@@ -75,13 +78,34 @@ test('/mcp over HTTP: an exec that waits for its approval runs once a person app
   }
 });
 
-test('/mcp auth: no key is 401, a key without exec is 403, GET is 405; the Unix socket is the owner', async () => {
+test('/mcp offers a key only the tools its scopes allow: files alone reads and writes files, runs nothing', async () => {
+  const d = daemon;
+  const sb = d.service.sandboxes.create({ backend: 'namespace', policy: 'permissive' }, { tenant: 'acme' });
+  const client = await connectHttp(d.url, d.key(['files'], 'acme'));
+  try {
+    const { tools } = await client.listTools();
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['diff', 'edit_file', 'list_files', 'read_file', 'search', 'write_file']);
+    const w = await call(client, 'write_file', { sandbox: sb.id, path: 'f.txt', content: 'x\n' });
+    assert.equal(w.isError, false, w.text);
+    const ran = await call(client, 'exec', { sandbox: sb.id, command: 'touch ran' });
+    assert.equal(ran.isError, true);
+    assert.match(ran.text, /exec/);
+    assert.equal(d.service.sandboxFiles.list(sb.id, '/', {}, { tenant: null }).entries.some((e) => e.name === 'ran'), false);
+    const { resourceTemplates } = await client.listResourceTemplates();
+    assert.deepEqual(resourceTemplates.map((t) => t.name), ['workspace-file'], 'the audit log needs admin, the history sandboxes:read');
+  } finally {
+    await client.close();
+  }
+});
+
+test('/mcp auth: no key is 401, a key with no tool\'s scope is 403, GET is 405; the Unix socket is the owner', async () => {
   const d = daemon;
   const none = await fetch(new URL('/mcp', d.url), { method: 'POST', headers: mcpHeaders, body: initialize });
   assert.equal(none.status, 401);
   assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'UNAUTHENTICATED');
-  const weak = await fetch(new URL('/mcp', d.url), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${d.key(['sandboxes:read'])}` }, body: initialize });
+  const weak = await fetch(new URL('/mcp', d.url), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${d.key(['approvals'])}` }, body: initialize });
   assert.equal(weak.status, 403);
+  assert.match(((await weak.json()) as { error: { message: string } }).error.message, /no scope any MCP tool needs/);
   const get = await fetch(new URL('/mcp', d.url), { headers: { authorization: `Bearer ${d.key(['exec'])}` } });
   assert.equal(get.status, 405);
   const ok = await fetch(new URL('/mcp', d.url), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${d.key(['exec'])}` }, body: initialize });
