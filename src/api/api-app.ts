@@ -3,7 +3,7 @@
 import { Hono } from 'hono';
 import { installErrorHandling } from './api-errors.ts';
 import { authMiddleware, type AuthDeps } from './auth-middleware.ts';
-import { accessLogMiddleware, bodyLimitMiddleware, DEFAULT_BODY_LIMIT, requestIdMiddleware } from './api-middleware.ts';
+import { accessLogMiddleware, bodyLimitMiddleware, DEFAULT_BODY_LIMIT, MCP_BODY_LIMIT, requestIdMiddleware } from './api-middleware.ts';
 import type { ApiEnv, ApiLogger, BackendsView } from './api-types.ts';
 import { RouteDocs, registerOpenApiRoute } from './openapi.ts';
 import { registerSystemRoutes } from './system-routes.ts';
@@ -51,7 +51,9 @@ export function createApi(deps: ApiDeps): ApiApp {
   registerUiRoutes(app);
   // Before the body limit: an unauthenticated request is answered before any of its body is read.
   app.use('*', authMiddleware(deps.auth));
-  app.use('*', bodyLimitMiddleware(deps.bodyLimit ?? DEFAULT_BODY_LIMIT, isRawBodyRoute));
+  const bodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  // File uploads stream under their own limits; MCP's write_file carries a whole file in its JSON.
+  app.use('*', bodyLimitMiddleware((method, path) => (isRawBodyRoute(method, path) ? null : path === '/mcp' ? Math.max(bodyLimit, MCP_BODY_LIMIT) : bodyLimit)));
   installErrorHandling(app, deps.logger);
 
   registerSystemRoutes(app, docs, { backends: deps.corral.exec.backends, version: deps.version, startedAt: deps.startedAt ?? Date.now() });

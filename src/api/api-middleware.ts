@@ -9,6 +9,8 @@ import type { ApiEnv, ApiLogger } from './api-types.ts';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+/** The body limit of POST /mcp: a write_file's JSON holds a whole file (as read_file returns up to 16 MiB). */
+export const MCP_BODY_LIMIT = 24 * 1024 * 1024;
 
 // A client's id is echoed back and logged: only short, plain ids are taken as they are.
 const CLIENT_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -65,15 +67,16 @@ export async function readLimited(stream: ReadableStream<Uint8Array>, limit: num
 }
 
 /**
- * Rejects bodies over `limit` bytes: at once when Content-Length says so, else while reading (a
- * chunked body is buffered up to the limit and no further), so a huge body never fills the memory.
- * Requests for which `ownLimit(method, path)` is true are left alone: their routes stream the body
- * under limits of their own (the file uploads).
+ * Rejects bodies over the route's limit (`limitOf(method, path)` bytes): at once when Content-Length
+ * says so, else while reading (a chunked body is buffered up to the limit and no further), so a huge
+ * body never fills the memory. A route whose limit is null is left alone: it streams the body under
+ * limits of its own (the file uploads).
  */
-export function bodyLimitMiddleware(limit = DEFAULT_BODY_LIMIT, ownLimit: (method: string, path: string) => boolean = () => false): MiddlewareHandler<ApiEnv> {
+export function bodyLimitMiddleware(limitOf: (method: string, path: string) => number | null): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const raw = c.req.raw;
-    if (!raw.body || ownLimit(c.req.method, c.req.path)) return next();
+    const limit = limitOf(c.req.method, c.req.path);
+    if (!raw.body || limit === null) return next();
     const declared = raw.headers.get('content-length');
     if (declared !== null && !raw.headers.has('transfer-encoding')) {
       if (!/^\d{1,16}$/.test(declared)) throw new CorralError('INVALID_ARGUMENT', 'the Content-Length header is not a number', {});

@@ -85,8 +85,10 @@ test('/mcp offers a key only the tools its scopes allow: files alone reads and w
   try {
     const { tools } = await client.listTools();
     assert.deepEqual(tools.map((t) => t.name).sort(), ['diff', 'edit_file', 'list_files', 'read_file', 'search', 'write_file']);
-    const w = await call(client, 'write_file', { sandbox: sb.id, path: 'f.txt', content: 'x\n' });
+    // A file larger than the API's 1 MiB JSON bodies: /mcp takes up to 24 MiB.
+    const w = await call(client, 'write_file', { sandbox: sb.id, path: 'f.txt', content: 'x'.repeat(3 << 20) });
     assert.equal(w.isError, false, w.text);
+    assert.equal(d.service.sandboxFiles.stat(sb.id, '/f.txt', { tenant: null }).size, 3 << 20);
     const ran = await call(client, 'exec', { sandbox: sb.id, command: 'touch ran' });
     assert.equal(ran.isError, true);
     assert.match(ran.text, /exec/);
@@ -106,6 +108,8 @@ test('/mcp auth: no key is 401, a key with no tool\'s scope is 403, GET is 405; 
   const weak = await fetch(new URL('/mcp', d.url), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${d.key(['approvals'])}` }, body: initialize });
   assert.equal(weak.status, 403);
   assert.match(((await weak.json()) as { error: { message: string } }).error.message, /no scope any MCP tool needs/);
+  const huge = await fetch(new URL('/mcp', d.url), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${d.key(['exec'])}` }, body: 'x'.repeat(25 << 20) });
+  assert.equal(huge.status, 413);
   const get = await fetch(new URL('/mcp', d.url), { headers: { authorization: `Bearer ${d.key(['exec'])}` } });
   assert.equal(get.status, 405);
   const ok = await fetch(new URL('/mcp', d.url), { method: 'POST', headers: { ...mcpHeaders, authorization: `Bearer ${d.key(['exec'])}` }, body: initialize });
