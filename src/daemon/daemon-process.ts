@@ -12,6 +12,7 @@ import { connect } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CorralError } from '../protocol/errors.ts';
+import { procStat } from '../runtime/process-identity.ts';
 
 /** The files of a Corral home the background daemon uses. */
 export interface DaemonPaths {
@@ -43,15 +44,6 @@ function readTrimmed(path: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The state letter and start time of a process, or undefined when /proc does not show it. */
-function procStat(pid: number): { state: string; started: string } | undefined {
-  const text = readTrimmed(`/proc/${pid}/stat`);
-  if (text === undefined) return undefined;
-  // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: fields[0] ?? '', started: fields[19] ?? '' };
 }
 
 function threads(pid: number): number {
@@ -269,8 +261,11 @@ export function rotateLog(path: string, maxBytes = LOG_ROTATE_BYTES): boolean {
   return true;
 }
 
-/** The last `n` lines of a file (without their newlines), reading backwards from the end; [] when it does not exist. */
-export function tailLines(path: string, n: number): string[] {
+/**
+ * The last `n` lines of a file (without their newlines) written after byte `from` (default: the
+ * whole file), reading backwards from the end; [] when it does not exist.
+ */
+export function tailLines(path: string, n: number, from = 0): string[] {
   if (n <= 0) return [];
   let fd: number;
   try {
@@ -285,8 +280,8 @@ export function tailLines(path: string, n: number): string[] {
     let newlines = 0;
     const chunkSize = 64 * 1024;
     // n lines need n + 1 newlines once the file's final newline is counted.
-    while (pos > 0 && newlines <= n) {
-      const len = Math.min(chunkSize, pos);
+    while (pos > from && newlines <= n) {
+      const len = Math.min(chunkSize, pos - from);
       pos -= len;
       const buf = Buffer.alloc(len);
       readSync(fd, buf, 0, len, pos);
@@ -297,7 +292,7 @@ export function tailLines(path: string, n: number): string[] {
     const lines = text.split('\n');
     if (lines[lines.length - 1] === '') lines.pop();
     // The first line may be cut in the middle when reading stopped at a chunk boundary.
-    if (pos > 0) lines.shift();
+    if (pos > from) lines.shift();
     return lines.slice(-n);
   } finally {
     closeSync(fd);
@@ -372,31 +367,9 @@ export interface SpawnDaemonOptions {
   logLines?: number;
 }
 
-/** The last `max` lines written to `path` after byte `offset` (what one run of the daemon logged). */
-function linesSince(path: string, offset: number, max: number): string[] {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return [];
-  }
-  try {
-    const size = fstatSync(fd).size;
-    // Enough for `max` long lines; a line cut at the start is dropped below.
-    const from = Math.max(offset, size - max * 4096);
-    const buf = Buffer.alloc(Math.max(0, size - from));
-    readSync(fd, buf, 0, buf.length, from);
-    const lines = buf.toString('utf8').split('\n');
-    if (lines[lines.length - 1] === '') lines.pop();
-    if (from > offset) lines.shift();
-    return lines.slice(-max).map((l) => l.slice(0, 4000));
-  } finally {
-    closeSync(fd);
-  }
-}
-
 function startFailed(message: string, log: { file: string; offset: number; lines: number }, details: Record<string, unknown>): CorralError {
-  const lines = linesSince(log.file, log.offset, log.lines);
+  // What this run logged (a long line is cut: it is shown in an error message).
+  const lines = tailLines(log.file, log.lines, log.offset).map((l) => l.slice(0, 4000));
   const where = lines.length ? `see what it logged in ${log.file} (corral daemon logs)` : `it logged nothing to ${log.file}`;
   return new CorralError('DAEMON_START_FAILED', `${message}: ${where}`, { ...details, logFile: log.file, log: lines });
 }

@@ -106,6 +106,14 @@ test('rotateLog keeps one .1 when the log is over the limit; tailLines reads the
   assert.deepEqual(tailLines(log, 2), ['b', 'c']);
   assert.deepEqual(tailLines(log, 10), ['a', 'b', 'c']);
   assert.deepEqual(tailLines(log, 0), []);
+  // From a byte offset (where a run's log began): only the lines written after it.
+  assert.deepEqual(tailLines(log, 10, 2), ['b', 'c']);
+  assert.deepEqual(tailLines(log, 10, 4), ['c']);
+  assert.deepEqual(tailLines(log, 10, 6), []);
+  const long = 'z'.repeat(100_000);
+  writeFileSync(log, `first\n${long}\nlast\n`);
+  assert.deepEqual(tailLines(log, 5, 6), [long, 'last'], 'lines longer than a read chunk');
+  assert.deepEqual(tailLines(log, 1, 6), ['last']);
   writeFileSync(log, 'a\nb\nno newline');
   assert.deepEqual(tailLines(log, 2), ['b', 'no newline']);
   // Lines across the 64 KiB read chunks, and a first line cut by the chunking is not shown.
