@@ -7,6 +7,7 @@
 // still bound its execs), at <base>/corral/<ownerPid>-<name>: a group whose owner pid is dead was
 // left by a crashed Corral and cleanupStaleCgroups removes it.
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CorralError } from '../protocol/errors.ts';
 
@@ -216,6 +217,16 @@ function removeIfEmpty(dir: string): void {
   }
 }
 
+/** Removes a group with no members at once; false when it has some (or cannot be removed now). */
+function removeEmpty(dir: string): boolean {
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
 function removeDir(dir: string): boolean {
   for (let i = 0; i < 50; i++) {
     try {
@@ -278,6 +289,17 @@ function readKeyed(path: string): Map<string, number> {
   return out;
 }
 
+/**
+ * How many sets made by createAsync() are alive, per layout (a layout is detected once per backend
+ * and shared by its execs): the sign that execs run side by side. Keyed by the layout object, so
+ * independent layouts (tests, several backends) count apart.
+ */
+const live = new WeakMap<CgroupLayout, number>();
+
+function liveSets(layout: CgroupLayout): number {
+  return live.get(layout) ?? 0;
+}
+
 interface Group {
   /** The v1 controllers this directory serves (co-mounted ones share it); 'unified' for the v2 group. */
   controllers: (CgroupControllerName | 'unified')[];
@@ -289,6 +311,8 @@ export class CgroupSet {
   readonly name: string;
   private readonly groups: Group[];
   private destroyed = false;
+  /** The layout whose live sets this one counts among (createAsync), until it is destroyed. */
+  private tracked: CgroupLayout | undefined;
 
   private constructor(name: string, groups: Group[]) {
     this.name = name;
@@ -306,69 +330,59 @@ export class CgroupSet {
    * requested limit has no writable controller, and cleans up if setting a limit fails.
    */
   static create(layout: CgroupLayout, name: string, limits: CgroupLimits, ownerPid: number = process.pid): CgroupSet {
-    if (!GROUP_NAME.test(name)) throw new CorralError('INVALID_ARGUMENT', `a cgroup name is letters, digits, '.', '_' and '-' (at most 64), got '${name}'`, { name });
-    checkLimits(limits);
-    const support = cgroupSupport(layout, limits);
-    if (!support.ok)
-      throw new CorralError(
-        'LIMIT_UNENFORCEABLE',
-        `cannot enforce the ${support.missing.join(', ')} limit${support.missing.length > 1 ? 's' : ''} here: no writable cgroup controller (run \`corral doctor\`; run as root or in a delegated cgroup, or drop the limit)`,
-        { missing: support.missing, notes: layout.notes },
-      );
-    const leaf = `${ownerPid}-${name}`;
-    const groups: Group[] = [];
-    const add = (controller: Group['controllers'][number], version: 1 | 2, base: string): void => {
-      const dir = join(base, 'corral', leaf);
-      const existing = groups.find((g) => g.dir === dir);
-      if (existing) {
-        existing.controllers.push(controller);
-        return;
-      }
-      // Another set's destroy may remove an empty corral/ between the two mkdirs: retry once.
-      for (let attempt = 0; ; attempt++) {
-        mkdirSync(join(base, 'corral'), { recursive: true });
-        try {
-          mkdirSync(dir);
-          break;
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT' && attempt === 0) continue;
-          if (code !== 'EEXIST') throw e;
-          throw new CorralError('CONFLICT', `the cgroup ${dir} already exists: pick another exec name`, { dir });
-        }
-      }
-      groups.push({ controllers: [controller], version, dir });
-    };
-    // The groups array is filled in place, so a failure half way destroys what was made.
-    const set = new CgroupSet(name, groups);
+    const { groups, enableV2 } = planGroups(layout, name, limits, ownerPid);
+    // The groups array is filled as they are made, so a failure half way destroys what was made.
+    const made: Group[] = [];
+    const set = new CgroupSet(name, made);
     try {
-      // Only the controllers this exec's limits need (each group costs a mkdir, writes and a join),
-      // plus one that can freeze and kill the group as a whole: v2 when writable, else v1 freezer.
-      const cpu = limits.cpuShares !== undefined || limits.cpuQuotaPercent !== undefined;
-      const needed: Record<CgroupControllerName, boolean> = {
-        memory: limits.memoryBytes !== undefined,
-        pids: limits.pids !== undefined,
-        cpu,
-        cpuacct: cpu,
-        freezer: !layout.unified?.writable,
-      };
-      for (const c of CONTROLLERS) {
-        const info = usable(layout, c);
-        if (info?.version === 1 && needed[c]) add(c, 1, info.path);
-      }
-      if (layout.unified?.writable) {
-        const u = layout.unified;
-        const wanted = ['memory', 'pids', 'cpu'].filter((c) => layout.controllers[c as CgroupControllerName]?.version === 2);
-        if (wanted.length > 0) enableV2Controllers(u.path, wanted);
-        add('unified', 2, u.path);
+      if (enableV2) enableV2Controllers(enableV2.path, enableV2.controllers);
+      for (const g of groups) {
+        makeGroupDir(g.dir);
+        made.push(g);
       }
       set.applyLimits(layout, limits);
     } catch (e) {
       set.destroy();
-      if (e instanceof CorralError) throw e;
-      throw new CorralError('LIMIT_UNENFORCEABLE', `cannot set up the cgroup for this exec: ${(e as Error).message} (run \`corral doctor\`)`, { name }, e);
+      throw setupError(e, name);
     }
     return set;
+  }
+
+  /**
+   * create() for an exec of a busy process: while other groups of `layout` are alive (execs run
+   * side by side), the directories are made off the event loop, since the kernel takes its global
+   * cgroup lock for each (exec supervisors joining their groups hold it too) and the event loop
+   * would wait there for every exec. Alone, the plain calls are cheaper (a thread pool round trip
+   * costs more than the syscall).
+   */
+  static async createAsync(layout: CgroupLayout, name: string, limits: CgroupLimits, ownerPid: number = process.pid): Promise<CgroupSet> {
+    if (liveSets(layout) === 0) {
+      const set = CgroupSet.create(layout, name, limits, ownerPid);
+      set.track(layout);
+      return set;
+    }
+    const { groups, enableV2 } = planGroups(layout, name, limits, ownerPid);
+    const made: Group[] = [];
+    const set = new CgroupSet(name, made);
+    set.track(layout);
+    try {
+      if (enableV2) enableV2Controllers(enableV2.path, enableV2.controllers);
+      const results = await Promise.allSettled(groups.map((g) => makeGroupDirAsync(g.dir)));
+      results.forEach((r, i) => r.status === 'fulfilled' && made.push(groups[i]!));
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      set.applyLimits(layout, limits);
+    } catch (e) {
+      await set.destroyAsync();
+      throw setupError(e, name);
+    }
+    return set;
+  }
+
+  /** Counts this set among `layout`'s live ones until destroyAsync() (see createAsync). */
+  private track(layout: CgroupLayout): void {
+    this.tracked = layout;
+    live.set(layout, liveSets(layout) + 1);
   }
 
   private group(c: CgroupControllerName): Group | undefined {
@@ -463,11 +477,132 @@ export class CgroupSet {
   /** Kills what is left and removes every group; safe to call more than once. */
   destroy(): void {
     if (this.destroyed) return;
-    this.killAll();
-    const left = this.groups.filter((g) => !removeDir(g.dir)).map((g) => g.dir);
+    // Usually every process has left by now, and an empty group goes with one rmdir (the kernel
+    // refuses one that still has members): the freeze-and-kill rounds are for the others only.
+    try {
+      this.finishDestroy(this.groups.filter((g) => !removeEmpty(g.dir)));
+    } finally {
+      this.untrack();
+      for (const g of this.groups) removeIfEmpty(dirname(g.dir));
+    }
+  }
+
+  /**
+   * destroy() for a set made by createAsync(): with other sets of its layout alive, the usual case
+   * (every group empty already) is handled off the event loop, and the last set gone removes the
+   * shared parents.
+   */
+  async destroyAsync(): Promise<void> {
+    if (this.destroyed) return;
+    const layout = this.tracked;
+    // Alone, the plain calls are cheaper. Either way the set stops counting, even one that cannot be
+    // removed now (the others do not wait for it).
+    if (!layout || liveSets(layout) <= 1) return this.destroy();
+    const removed = await Promise.all(this.groups.map((g) => rmdir(g.dir).then(() => true, (e: NodeJS.ErrnoException) => e.code === 'ENOENT')));
+    try {
+      this.finishDestroy(this.groups.filter((_, i) => !removed[i]));
+    } finally {
+      if (this.untrack() === 0 && this.destroyed)
+        await Promise.all([...new Set(this.groups.map((g) => dirname(g.dir)))].map((d) => rmdir(d).catch(() => undefined)));
+    }
+  }
+
+  /** Stops counting this set among its layout's live ones; returns how many are left. */
+  private untrack(): number {
+    const layout = this.tracked;
+    if (!layout) return 0;
+    this.tracked = undefined;
+    const left = Math.max(0, liveSets(layout) - 1);
+    live.set(layout, left);
+    return left;
+  }
+
+  /** Kills what is left in the `busy` groups (those an rmdir refused) and removes them. */
+  private finishDestroy(busy: Group[]): void {
+    if (busy.length > 0) this.killAll();
+    const left = busy.filter((g) => !removeDir(g.dir)).map((g) => g.dir);
     this.destroyed = left.length === 0;
-    for (const g of this.groups) removeIfEmpty(dirname(g.dir));
     if (left.length > 0) throw new CorralError('EXEC_FAILED', `cannot remove the cgroups ${left.join(', ')}: processes are still in them; retry, or remove them as root`, { left });
+  }
+}
+
+/** The groups create() makes for `limits` (validated), and the v2 controllers to enable first. */
+function planGroups(layout: CgroupLayout, name: string, limits: CgroupLimits, ownerPid: number): { groups: Group[]; enableV2?: { path: string; controllers: string[] } } {
+  if (!GROUP_NAME.test(name)) throw new CorralError('INVALID_ARGUMENT', `a cgroup name is letters, digits, '.', '_' and '-' (at most 64), got '${name}'`, { name });
+  checkLimits(limits);
+  const support = cgroupSupport(layout, limits);
+  if (!support.ok)
+    throw new CorralError(
+      'LIMIT_UNENFORCEABLE',
+      `cannot enforce the ${support.missing.join(', ')} limit${support.missing.length > 1 ? 's' : ''} here: no writable cgroup controller (run \`corral doctor\`; run as root or in a delegated cgroup, or drop the limit)`,
+      { missing: support.missing, notes: layout.notes },
+    );
+  const leaf = `${ownerPid}-${name}`;
+  const groups: Group[] = [];
+  const add = (controller: Group['controllers'][number], version: 1 | 2, base: string): void => {
+    const dir = join(base, 'corral', leaf);
+    const existing = groups.find((g) => g.dir === dir);
+    if (existing) existing.controllers.push(controller);
+    else groups.push({ controllers: [controller], version, dir });
+  };
+  // Only the controllers this exec's limits need (each group costs a mkdir, writes and a join),
+  // plus one that can freeze and kill the group as a whole: v2 when writable, else v1 freezer.
+  const cpu = limits.cpuShares !== undefined || limits.cpuQuotaPercent !== undefined;
+  const needed: Record<CgroupControllerName, boolean> = {
+    memory: limits.memoryBytes !== undefined,
+    pids: limits.pids !== undefined,
+    cpu,
+    cpuacct: cpu,
+    freezer: !layout.unified?.writable,
+  };
+  for (const c of CONTROLLERS) {
+    const info = usable(layout, c);
+    if (info?.version === 1 && needed[c]) add(c, 1, info.path);
+  }
+  let enableV2: { path: string; controllers: string[] } | undefined;
+  if (layout.unified?.writable) {
+    const u = layout.unified;
+    const wanted = ['memory', 'pids', 'cpu'].filter((c) => layout.controllers[c as CgroupControllerName]?.version === 2);
+    if (wanted.length > 0) enableV2 = { path: u.path, controllers: wanted };
+    add('unified', 2, u.path);
+  }
+  return { groups, ...(enableV2 ? { enableV2 } : {}) };
+}
+
+function setupError(e: unknown, name: string): CorralError {
+  if (e instanceof CorralError) return e;
+  return new CorralError('LIMIT_UNENFORCEABLE', `cannot set up the cgroup for this exec: ${(e as Error).message} (run \`corral doctor\`)`, { name }, e);
+}
+
+function conflict(dir: string): CorralError {
+  return new CorralError('CONFLICT', `the cgroup ${dir} already exists: pick another exec name`, { dir });
+}
+
+// The shared corral/ parent is there while other groups live: one mkdir, and the parent only when
+// it is missing (another set's destroy may remove it again in between: retry).
+function makeGroupDir(dir: string): void {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return void mkdirSync(dir);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw conflict(dir);
+      if (code !== 'ENOENT' || attempt >= 3) throw e;
+      mkdirSync(dirname(dir), { recursive: true });
+    }
+  }
+}
+
+async function makeGroupDirAsync(dir: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return void (await mkdir(dir));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') throw conflict(dir);
+      if (code !== 'ENOENT' || attempt >= 3) throw e;
+      await mkdir(dirname(dir), { recursive: true });
+    }
   }
 }
 

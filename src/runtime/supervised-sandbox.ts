@@ -142,9 +142,10 @@ export abstract class SupervisedSandbox implements Sandbox {
     let supervisor = 0;
     try {
       // A cgroup only when a limit needs one: the supervisor already kills the whole tree and its
-      // rusage gives CPU time and peak memory, and a group costs ~1 ms per exec.
+      // rusage gives CPU time and peak memory, and a group costs ~1 ms per exec (made and removed
+      // off the event loop: see CgroupSet.createAsync).
       if (this.cgroups && (limits.memoryBytes !== undefined || limits.pids !== undefined || limits.cpuPercent !== undefined))
-        group = CgroupSet.create(this.cgroups, randomBytes(6).toString('hex'), {
+        group = await CgroupSet.createAsync(this.cgroups, randomBytes(6).toString('hex'), {
           memoryBytes: limits.memoryBytes,
           // An invalid value goes through as it is, for CgroupSet to reject with its message.
           pids: limits.pids !== undefined && Number.isSafeInteger(limits.pids) && limits.pids >= 1 ? limits.pids + this.pidsOverhead : limits.pids,
@@ -212,7 +213,7 @@ export abstract class SupervisedSandbox implements Sandbox {
       this.running.delete(supervisor);
       // A cleanup failure must not lose the result (nor leave the upper directory unreleased).
       try {
-        group?.destroy();
+        await group?.destroyAsync();
       } catch (e) {
         warnings.push(`cleanup: ${(e as Error).message}`);
       }

@@ -233,9 +233,11 @@ export class ExecService {
       // resolving
       sm.to('resolving');
       const vault = this.store.getVault(req.vault);
-      const reader = new TreeReader(this.store.objects, this.store.headTree(vault.name));
-      const at = reader.mustLstat(cwd);
-      if (at.kind !== 'dir') throw new CorralError('NOT_A_DIRECTORY', `the working directory ${result.command.cwd} is not a directory in '${vault.name}'`, { cwd: result.command.cwd });
+      // The workspace root is always a directory: only a cwd below it is looked up.
+      if (cwd !== '/') {
+        const at = new TreeReader(this.store.objects, this.store.headTree(vault.name)).mustLstat(cwd);
+        if (at.kind !== 'dir') throw new CorralError('NOT_A_DIRECTORY', `the working directory ${result.command.cwd} is not a directory in '${vault.name}'`, { cwd: result.command.cwd });
+      }
       const policy = await loadPolicy(req.policy ?? 'workstation');
       const { backend, capabilities } = await this.backends.select(req.backend ?? 'auto');
       result.backend = backend.name;

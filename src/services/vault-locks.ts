@@ -196,7 +196,11 @@ export class VaultLocks {
    * write transaction), else only skipped.
    */
   private blocked(key: string, mode: Mode, seq: number, write: boolean): boolean {
-    const rows = this.db.all<LeaseRow>('SELECT seq, holder, mode, granted, pid, started, host, dirty, helper_pid, helper_started FROM leases WHERE key = ? ORDER BY seq', key);
+    // Only exclusive rows can block a shared request: many readers at once need not be listed.
+    const rows =
+      mode === 'shared'
+        ? this.db.all<LeaseRow>("SELECT seq, holder, mode, granted, pid, started, host, dirty, helper_pid, helper_started FROM leases WHERE key = ? AND mode = 'exclusive' ORDER BY seq", key)
+        : this.db.all<LeaseRow>('SELECT seq, holder, mode, granted, pid, started, host, dirty, helper_pid, helper_started FROM leases WHERE key = ? ORDER BY seq', key);
     for (const row of rows) {
       if (row.seq === seq) continue;
       const blocks = mode === 'exclusive' ? row.granted === 1 || row.seq < seq : row.mode === 'exclusive' && (row.granted === 1 || row.seq < seq);
@@ -246,9 +250,8 @@ export class VaultLocks {
     if (!this.db.raw.isOpen) return;
     if (this.db.inTransaction) return retry(0);
     try {
-      this.db.transaction(() => {
-        this.db.run('DELETE FROM leases WHERE seq = ? AND holder = ?', seq, holder);
-      });
+      // One statement: atomic on its own, no transaction around it needed.
+      this.db.run('DELETE FROM leases WHERE seq = ? AND holder = ?', seq, holder);
       this.wake(key);
     } catch {
       retry(RELEASE_RETRY_MS);

@@ -91,9 +91,9 @@ test('a cgroup that cannot be removed becomes a warning: the result is kept', as
   const backend = new HostBackend();
   if (!(await backend.probe()).limits.memory) return t.skip('no writable memory cgroup here');
   const sandbox = await backend.create({ checkout: tempDir(), readonly: true, network: false, limits: { memoryBytes: 256 * 1024 * 1024 }, bestEffort: false });
-  const destroy = CgroupSet.prototype.destroy;
-  CgroupSet.prototype.destroy = function (this: CgroupSet) {
-    destroy.call(this); // really clean up, then fail as a busy group would
+  const destroy = CgroupSet.prototype.destroyAsync;
+  CgroupSet.prototype.destroyAsync = async function (this: CgroupSet) {
+    await destroy.call(this); // really clean up, then fail as a busy group would
     throw new CorralError('EXEC_FAILED', 'cannot remove the cgroups x: processes are still in them');
   };
   try {
@@ -101,7 +101,7 @@ test('a cgroup that cannot be removed becomes a warning: the result is kept', as
     assert.equal(r.stdout.toString(), 'kept\n');
     assert.ok(r.warnings.some((w) => /cannot remove the cgroups/.test(w)), r.warnings.join('; '));
   } finally {
-    CgroupSet.prototype.destroy = destroy;
+    CgroupSet.prototype.destroyAsync = destroy;
   }
 });
 

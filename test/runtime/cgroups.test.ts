@@ -96,6 +96,54 @@ test('a fork bomb is contained by pids and killAll empties the group', { skip },
   for (const f of set.procsFiles) assert.ok(!existsSync(f), f);
 });
 
+test('destroy removes an empty group at once, and kills what still runs in a busy one first', { skip }, async () => {
+  const empty = CgroupSet.create(layout, unique(), { memoryBytes: 64 << 20, pids: 10 });
+  assert.ok(empty.procsFiles.every((f) => existsSync(f)));
+  empty.destroy();
+  assert.ok(empty.procsFiles.every((f) => !existsSync(f)));
+
+  const busy = CgroupSet.create(layout, unique(), { memoryBytes: 64 << 20, pids: 10 });
+  const done = runIn(busy, 'sleep 30 & sleep 30');
+  for (let i = 0; i < 400 && busy.pids().length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+  const members = busy.pids();
+  assert.ok(members.length >= 2, String(members));
+  busy.destroy();
+  assert.ok(busy.procsFiles.every((f) => !existsSync(f)));
+  assert.equal((await done).signal, 'SIGKILL');
+  for (const p of members) assert.equal(pidAlive(p), false, `pid ${p} still runs`);
+  busy.destroy(); // a second call is harmless
+});
+
+test('createAsync and destroyAsync, alone and beside other sets, make and remove the same groups and kill what is left', { skip }, async () => {
+  // The first set is made alone (plain calls), the next ones beside it (off the event loop).
+  const first = await CgroupSet.createAsync(layout, unique(), { pids: 5 });
+  try {
+    const set = await CgroupSet.createAsync(layout, unique(), { memoryBytes: 64 << 20, pids: 10 });
+    assert.ok(set.procsFiles.length >= 2 && set.procsFiles.every((f) => existsSync(f)));
+    assert.equal(readFileSync(join(layout.controllers.pids!.path, 'corral', `${process.pid}-${set.name}`, 'pids.max'), 'utf8').trim(), '10');
+    const done = runIn(set, 'sleep 30');
+    for (let i = 0; i < 400 && set.pids().length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(set.pids().length > 0);
+    await set.destroyAsync();
+    assert.ok(set.procsFiles.every((f) => !existsSync(f)));
+    assert.equal((await done).signal, 'SIGKILL');
+    await set.destroyAsync();
+    // A name in use is refused, and nothing of the refused set is left behind.
+    await assert.rejects(CgroupSet.createAsync(layout, first.name, { pids: 5 }), (e) => isCorralError(e, 'CONFLICT'));
+    assert.ok(first.procsFiles.every((f) => existsSync(f)));
+  } finally {
+    await first.destroyAsync();
+  }
+  assert.ok(first.procsFiles.every((f) => !existsSync(f)));
+  // Alone again: a busy set is killed and removed too.
+  const last = await CgroupSet.createAsync(layout, unique(), { pids: 10 });
+  const done = runIn(last, 'sleep 30');
+  for (let i = 0; i < 400 && last.pids().length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+  await last.destroyAsync();
+  assert.ok(last.procsFiles.every((f) => !existsSync(f)));
+  assert.equal((await done).signal, 'SIGKILL');
+});
+
 test('a memory hog is OOM-killed inside its limit and usage says so', { skip: skip || (!existsSync('/usr/bin/python3') && 'needs /usr/bin/python3') }, async () => {
   const set = CgroupSet.create(layout, unique(), { memoryBytes: 64 << 20 });
   try {
