@@ -116,9 +116,16 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
+/** BENCH_ONLY_PART=streaming (comma-separated: roundtrip, create, creates, idle, concurrency, streaming) runs those parts only. */
+function partFilter(): (part: string) => boolean {
+  const only = process.env.BENCH_ONLY_PART?.split(',').map((s) => s.trim()).filter(Boolean);
+  return (part) => !only || only.includes(part);
+}
+
 async function run(ctx: BenchContext): Promise<void> {
+  const part = partFilter();
   const runs = ctx.quick ? 15 : 50;
-  const files = ctx.quick ? 2000 : 10_000;
+  const files = part('create') ? (ctx.quick ? 2000 : 10_000) : 10;
   const home = freshDir(ctx.scratch, 'home');
   const ws = freshDir(ctx.scratch, 'ws');
   writeFileSync(join(ws, 'file'), 'x');
@@ -133,12 +140,16 @@ async function run(ctx: BenchContext): Promise<void> {
   setup.store.db.run("UPDATE vaults SET tenant = 'bench' WHERE name IN ('small', 'big')");
 
   // The in-process baseline: the same pipeline without HTTP, on the same home.
-  ctx.progress('in-process pipeline /bin/true in a namespace sandbox');
-  const local = setup.sandboxes.create({ vault: 'small', backend: 'namespace', policy: 'permissive' });
-  const inProcess = await measure(runs, async () => {
-    const r = await setup.execs.run(local.id, { argv: ['/bin/true'] });
-    if (r.exitCode !== 0) throw new Error(`exit ${r.exitCode}: ${r.error?.message}`);
-  }, { warmup: 5 });
+  const inProcess = part('roundtrip')
+    ? await (async () => {
+        ctx.progress('in-process pipeline /bin/true in a namespace sandbox');
+        const local = setup.sandboxes.create({ vault: 'small', backend: 'namespace', policy: 'permissive' });
+        return measure(runs, async () => {
+          const r = await setup.execs.run(local.id, { argv: ['/bin/true'] });
+          if (r.exitCode !== 0) throw new Error(`exit ${r.exitCode}: ${r.error?.message}`);
+        }, { warmup: 5 });
+      })()
+    : null;
 
   const port = await freePort();
   const daemon = await startDaemon(home, port);
@@ -155,108 +166,127 @@ async function run(ctx: BenchContext): Promise<void> {
       if (r.status !== 200 || r.body.exitCode !== 0) throw new Error(`exec: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
     };
 
-    ctx.progress('exec round trip over the Unix socket and over TCP with a key');
-    const sbUnix = await sandbox(unix, { vault: 'small', backend: 'namespace', policy: 'permissive' });
-    const sbTcp = await sandbox(tcp, { vault: 'small', backend: 'namespace', policy: 'permissive' });
-    // Interleaved, so the machine's drift over the run weighs on both alike.
-    const samples = { unix: [] as number[], tcp: [] as number[] };
-    for (let i = 0; i < runs + 5; i++)
-      for (const [name, c, id] of [['unix', unix, sbUnix], ['tcp', tcp, sbTcp]] as const) {
-        const t0 = performance.now();
-        await execTrue(c, id)();
-        if (i >= 5) samples[name].push(performance.now() - t0);
-      }
-    const stats = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs.length });
-    ctx.add({ name: 'API exec /bin/true, Unix socket (collected, namespace)', corral: stats(samples.unix), baseline: { label: 'in-process pipeline', value: inProcess }, target: plusAtMost(2) });
-    ctx.add({ name: 'API exec /bin/true, TCP + API key', corral: stats(samples.tcp), baseline: { label: 'in-process pipeline', value: inProcess }, target: plusAtMost(3) });
-
-    ctx.progress(`sandbox create (fork of ${files.toLocaleString('en-US')} files) + first exec`);
-    const bwrap = await measure(runs, () => rawBwrap(ws), { warmup: 5 });
-    const createFirst = await measure(ctx.quick ? 8 : 20, async () => {
-      const id = await sandbox(unix, { vault: 'big', backend: 'namespace', policy: 'permissive' });
-      await execTrue(unix, id)();
-    }, { warmup: 2 });
-    ctx.add({ name: `sandbox create (fork, ${files.toLocaleString('en-US')} files) + first exec`, corral: createFirst, baseline: { label: 'raw bwrap /bin/true', value: bwrap }, anchor: { label: 'Daytona create-to-first-command (cloud)', value: 186 }, target: ratioAtMost(3) });
-
-    ctx.progress('100 sandboxes created at once');
-    const lat: number[] = [];
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: 100 }, async () => {
-      const s = performance.now();
-      await sandbox(unix, { vault: 'small', policy: 'permissive' });
-      lat.push(performance.now() - s);
-    }));
-    const total = performance.now() - t0;
-    ctx.add({ name: '100 concurrent creates: p50 latency', corral: median(lat), runs: 100 });
-    ctx.add({ name: '100 concurrent creates: p95 latency', corral: percentile(lat, 95), runs: 100 });
-    ctx.add({ name: '100 concurrent creates: total', corral: total, runs: 1, note: lat.length === 100 ? 'all 100 succeeded' : `${lat.length} succeeded` });
-
-    ctx.progress('1,000 idle sandboxes');
-    const idle = ctx.quick ? 200 : 1000;
-    const rssBefore = rssKiB(daemon.pid!);
-    for (let i = 0; i < idle; i += 50) await Promise.all(Array.from({ length: 50 }, () => sandbox(unix, { vault: 'small', policy: 'permissive', labels: { idle: 'yes' } })));
-    const rssAfter = rssKiB(daemon.pid!);
-    const procs = children(daemon.pid!).length;
-    const perSandbox = Math.max(0, rssAfter - rssBefore) / idle;
-    ctx.add({ name: `${idle.toLocaleString('en-US')} idle sandboxes: daemon RSS growth per sandbox`, unit: 'KiB', corral: perSandbox, target: { text: '≤ 100 KiB, no processes', pass: (r) => r.corral !== null && r.corral <= 100 && procs === 0 }, note: `${procs} child processes of the daemon; RSS ${rssBefore} → ${rssAfter} KiB` });
-
-    const seconds = ctx.quick ? 5 : 20;
-    ctx.progress(`64 concurrent execs for ${seconds} s vs raw bwrap at 64`);
-    const sbs = await Promise.all(Array.from({ length: 8 }, () => sandbox(unix, { vault: 'small', backend: 'namespace', policy: 'permissive' })));
-    const fdsBefore = openFds(daemon.pid!);
-    const loop = async (body: () => Promise<void>, until: number) => {
-      let n = 0;
-      let errors = 0;
-      await Promise.all(Array.from({ length: 64 }, async () => {
-        while (performance.now() < until) {
-          try {
-            await body();
-            n++;
-          } catch {
-            errors++;
-          }
+    if (inProcess) {
+      ctx.progress('exec round trip over the Unix socket and over TCP with a key');
+      const sbUnix = await sandbox(unix, { vault: 'small', backend: 'namespace', policy: 'permissive' });
+      const sbTcp = await sandbox(tcp, { vault: 'small', backend: 'namespace', policy: 'permissive' });
+      // Interleaved, so the machine's drift over the run weighs on both alike.
+      const samples = { unix: [] as number[], tcp: [] as number[] };
+      for (let i = 0; i < runs + 5; i++)
+        for (const [name, c, id] of [['unix', unix, sbUnix], ['tcp', tcp, sbTcp]] as const) {
+          const t0 = performance.now();
+          await execTrue(c, id)();
+          if (i >= 5) samples[name].push(performance.now() - t0);
         }
-      }));
-      return { n, errors };
-    };
-    const rawStart = performance.now();
-    const raw = await loop(() => rawBwrap(ws), rawStart + (seconds * 1000) / 4);
-    const rawRate = (raw.n * 1000) / (performance.now() - rawStart);
-    let k = 0;
-    const apiStart = performance.now();
-    const api = await loop(() => execTrue(unix, sbs[k++ % sbs.length]!)(), apiStart + seconds * 1000);
-    const apiRate = (api.n * 1000) / (performance.now() - apiStart);
-    await new Promise((r) => setTimeout(r, 500));
-    const leakedFds = openFds(daemon.pid!) - fdsBefore;
-    const leakedProcs = children(daemon.pid!).length;
-    ctx.add({
-      name: `64 concurrent API execs for ${seconds} s (throughput)`,
-      unit: 'ops/s',
-      corral: apiRate,
-      baseline: { label: '64 concurrent raw bwrap', value: rawRate },
-      target: { text: '≥ 70% of raw bwrap, no errors or leaks', pass: (r) => r.ratio !== undefined && r.ratio >= 0.7 && api.errors === 0 && leakedProcs === 0 && leakedFds <= 2 },
-      note: `${api.n} execs, ${api.errors} errors; afterwards ${leakedProcs} child processes, fd delta ${leakedFds}`,
-    });
+      const stats = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs), runs: xs.length });
+      ctx.add({ name: 'API exec /bin/true, Unix socket (collected, namespace)', corral: stats(samples.unix), baseline: { label: 'in-process pipeline', value: inProcess }, target: plusAtMost(2) });
+      ctx.add({ name: 'API exec /bin/true, TCP + API key', corral: stats(samples.tcp), baseline: { label: 'in-process pipeline', value: inProcess }, target: plusAtMost(3) });
+    }
 
-    ctx.progress('100 MiB of output streamed to a client');
-    const mib = ctx.quick ? 20 : 100;
-    const sbStream = await sandbox(unix, { vault: 'small', backend: 'namespace', policy: 'permissive' });
-    const rssStart = rssKiB(daemon.pid!);
-    let peak = rssStart;
-    const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(daemon.pid!))), 20);
-    const s0 = performance.now();
-    // A streamed exec: its client owns the output, so none is dropped however fast it comes.
-    const bytes = await unix.drain(`/v1/sandboxes/${sbStream}/exec`, { shell: `head -c ${mib}M /dev/zero | tr '\\0' 'x'` });
-    const elapsed = (performance.now() - s0) / 1000;
-    clearInterval(sampler);
-    const payload = mib * 1024 * 1024;
-    ctx.add({
-      name: `${mib} MiB of exec output streamed over the Unix socket (SSE, streamed exec)`,
-      unit: 'MiB/s',
-      corral: payload / 1024 / 1024 / elapsed,
-      target: { text: '≥ 200 MiB/s', pass: (r) => r.corral !== null && r.corral >= 200 },
-      note: `${(bytes / 1024 / 1024).toFixed(0)} MiB on the wire for ${mib} MiB of output; daemon RSS ${rssStart} → peak ${peak} KiB`,
-    });
+    if (part('create')) {
+      ctx.progress(`sandbox create (fork of ${files.toLocaleString('en-US')} files) + first exec`);
+      const bwrap = await measure(runs, () => rawBwrap(ws), { warmup: 5 });
+      const createFirst = await measure(ctx.quick ? 8 : 20, async () => {
+        const id = await sandbox(unix, { vault: 'big', backend: 'namespace', policy: 'permissive' });
+        await execTrue(unix, id)();
+      }, { warmup: 2 });
+      ctx.add({ name: `sandbox create (fork, ${files.toLocaleString('en-US')} files) + first exec`, corral: createFirst, baseline: { label: 'raw bwrap /bin/true', value: bwrap }, anchor: { label: 'Daytona create-to-first-command (cloud)', value: 186 }, target: ratioAtMost(3) });
+    }
+
+    if (part('creates')) {
+      ctx.progress('100 sandboxes created at once');
+      const lat: number[] = [];
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: 100 }, async () => {
+        const s = performance.now();
+        await sandbox(unix, { vault: 'small', policy: 'permissive' });
+        lat.push(performance.now() - s);
+      }));
+      const total = performance.now() - t0;
+      ctx.add({ name: '100 concurrent creates: p50 latency', corral: median(lat), runs: 100 });
+      ctx.add({ name: '100 concurrent creates: p95 latency', corral: percentile(lat, 95), runs: 100 });
+      ctx.add({ name: '100 concurrent creates: total', corral: total, runs: 1, note: lat.length === 100 ? 'all 100 succeeded' : `${lat.length} succeeded` });
+    }
+
+    if (part('idle')) {
+      ctx.progress('1,000 idle sandboxes');
+      const idle = ctx.quick ? 200 : 1000;
+      const rssBefore = rssKiB(daemon.pid!);
+      for (let i = 0; i < idle; i += 50) await Promise.all(Array.from({ length: 50 }, () => sandbox(unix, { vault: 'small', policy: 'permissive', labels: { idle: 'yes' } })));
+      const rssAfter = rssKiB(daemon.pid!);
+      const procs = children(daemon.pid!).length;
+      const perSandbox = Math.max(0, rssAfter - rssBefore) / idle;
+      ctx.add({ name: `${idle.toLocaleString('en-US')} idle sandboxes: daemon RSS growth per sandbox`, unit: 'KiB', corral: perSandbox, target: { text: '≤ 100 KiB, no processes', pass: (r) => r.corral !== null && r.corral <= 100 && procs === 0 }, note: `${procs} child processes of the daemon; RSS ${rssBefore} → ${rssAfter} KiB` });
+    }
+
+    if (part('concurrency')) {
+      const seconds = ctx.quick ? 5 : 20;
+      ctx.progress(`64 concurrent execs for ${seconds} s vs raw bwrap at 64`);
+      const sbs = await Promise.all(Array.from({ length: 8 }, () => sandbox(unix, { vault: 'small', backend: 'namespace', policy: 'permissive' })));
+      const fdsBefore = openFds(daemon.pid!);
+      const loop = async (body: () => Promise<void>, until: number) => {
+        let n = 0;
+        let errors = 0;
+        await Promise.all(Array.from({ length: 64 }, async () => {
+          while (performance.now() < until) {
+            try {
+              await body();
+              n++;
+            } catch {
+              errors++;
+            }
+          }
+        }));
+        return { n, errors };
+      };
+      const rawStart = performance.now();
+      const raw = await loop(() => rawBwrap(ws), rawStart + (seconds * 1000) / 4);
+      const rawRate = (raw.n * 1000) / (performance.now() - rawStart);
+      let k = 0;
+      const apiStart = performance.now();
+      const api = await loop(() => execTrue(unix, sbs[k++ % sbs.length]!)(), apiStart + seconds * 1000);
+      const apiRate = (api.n * 1000) / (performance.now() - apiStart);
+      await new Promise((r) => setTimeout(r, 500));
+      const leakedFds = openFds(daemon.pid!) - fdsBefore;
+      const leakedProcs = children(daemon.pid!).length;
+      ctx.add({
+        name: `64 concurrent API execs for ${seconds} s (throughput)`,
+        unit: 'ops/s',
+        corral: apiRate,
+        baseline: { label: '64 concurrent raw bwrap', value: rawRate },
+        target: { text: '≥ 70% of raw bwrap, no errors or leaks', pass: (r) => r.ratio !== undefined && r.ratio >= 0.7 && api.errors === 0 && leakedProcs === 0 && leakedFds <= 2 },
+        note: `${api.n} execs, ${api.errors} errors; afterwards ${leakedProcs} child processes, fd delta ${leakedFds}`,
+      });
+    }
+
+    if (part('streaming')) {
+      ctx.progress('100 MiB of output streamed to a client');
+      const mib = ctx.quick ? 20 : 100;
+      // Streamed BENCH_STREAM_RUNS times (default 3, 1 when quick), the median counts: one run is noisy on a small box.
+      const streamRuns = Math.max(1, Number(process.env.BENCH_STREAM_RUNS ?? (ctx.quick ? 1 : 3)) || 1);
+      const sbStream = await sandbox(unix, { vault: 'small', backend: 'namespace', policy: 'permissive' });
+      const rssStart = rssKiB(daemon.pid!);
+      let peak = rssStart;
+      const rates: number[] = [];
+      let bytes = 0;
+      for (let i = 0; i < streamRuns; i++) {
+        const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(daemon.pid!))), 20);
+        const s0 = performance.now();
+        // A streamed exec: its client owns the output, so none is dropped however fast it comes.
+        bytes = await unix.drain(`/v1/sandboxes/${sbStream}/exec`, { shell: `head -c ${mib}M /dev/zero | tr '\\0' 'x'` });
+        const elapsed = (performance.now() - s0) / 1000;
+        clearInterval(sampler);
+        rates.push(mib / elapsed);
+      }
+      ctx.add({
+        name: `${mib} MiB of exec output streamed over the Unix socket (SSE, streamed exec)`,
+        unit: 'MiB/s',
+        corral: median(rates),
+        runs: streamRuns,
+        target: { text: '≥ 200 MiB/s', pass: (r) => r.corral !== null && r.corral >= 200 },
+        note: `${(bytes / 1024 / 1024).toFixed(0)} MiB on the wire for ${mib} MiB of output; daemon RSS ${rssStart} → peak ${peak} KiB${streamRuns > 1 ? `; runs ${rates.map((r) => r.toFixed(0)).join(', ')} MiB/s` : ''}`,
+      });
+    }
   } finally {
     daemon.kill('SIGTERM');
     await new Promise((r) => (daemon.exitCode !== null ? r(null) : daemon.once('exit', r)));

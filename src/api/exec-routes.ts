@@ -1,6 +1,6 @@
 // Exec routes: run a command in a sandbox (collected, streamed as Server-Sent Events, or in the
 // background), then inspect, list, wait for, signal, feed stdin to, and read the output of execs.
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import type { Context, Hono } from 'hono';
 import { execKillSchema, execRequestSchema, execStartSchema, execStateSchema, execWaitSchema, isExecId, type ExecFrameWire, type ExecList, type ExecRecord, type ExecResultEnvelope } from '../protocol/api-schemas.ts';
 import { CorralError } from '../protocol/errors.ts';
@@ -32,10 +32,55 @@ export function frameToWire(f: ExecFrame): ExecFrameWire {
   return { type: 'output', stream: f.stream, offset: f.offset, atUs: f.atUs, data: f.data.toString(text ? 'utf8' : 'base64'), encoding: text ? 'utf8' : 'base64' };
 }
 
-/** Frames as an SSE response; `id` carries the offsets reached (`stdout,stderr`) for Last-Event-ID. */
 /** Counts the output bytes a route streams (the daemon's metrics). */
 export type StreamCounter = (stream: 'stdout' | 'stderr', bytes: number) => void;
 
+/**
+ * Whether ASCII bytes hold any that JSON escapes (a control character, a quote or a backslash),
+ * four at a time (no string is made of them). Every byte is below 0x80, so a byte's high bit after
+ * the subtraction means it matched; a borrow from a lower byte can only add false alarms (then the
+ * frame takes the escaping path, still exact).
+ */
+function needsEscape(data: Buffer): boolean {
+  const escaped = (c: number) => c < 0x20 || c === 0x22 || c === 0x5c;
+  // Byte by byte up to a 4-byte boundary of the underlying memory, then words, then the rest.
+  const lead = data.length < 64 ? data.length : (4 - (data.byteOffset % 4)) % 4;
+  for (let k = 0; k < lead; k++) if (escaped(data[k]!)) return true;
+  if (lead === data.length) return false;
+  const words = (data.length - lead) >>> 2;
+  const w = new Int32Array(data.buffer, data.byteOffset + lead, words);
+  let i = 0;
+  for (; i + 8 <= words; i += 8) {
+    let acc = 0;
+    for (let j = i; j < i + 8; j++) {
+      const x = w[j]!;
+      acc |= (x - 0x20202020) | ((x ^ 0x22222222) - 0x01010101) | ((x ^ 0x5c5c5c5c) - 0x01010101);
+    }
+    if (acc & 0x80808080) return true;
+  }
+  for (; i < words; i++) {
+    const x = w[i]!;
+    if (((x - 0x20202020) | ((x ^ 0x22222222) - 0x01010101) | ((x ^ 0x5c5c5c5c) - 0x01010101)) & 0x80808080) return true;
+  }
+  for (let k = lead + words * 4; k < data.length; k++) if (escaped(data[k]!)) return true;
+  return false;
+}
+
+/**
+ * An output frame's SSE event as parts to send in order, byte for byte what
+ * JSON.stringify(frameToWire(f)) gives, with fewer copies: ASCII output that needs no escapes is
+ * sent as it is between the JSON's head and tail (no string, no copy); other ASCII is escaped as a
+ * one-byte string; anything else takes the general path.
+ */
+function outputEvent(f: Extract<ExecFrame, { type: 'output' }>, id: string, encoder: { encode(text: string): Uint8Array }): Uint8Array[] {
+  if (!isAscii(f.data)) return [encoder.encode(`event: output\nid: ${id}\ndata: ${JSON.stringify(frameToWire(f))}\n\n`)];
+  const head = `event: output\nid: ${id}\ndata: {"type":"output","stream":"${f.stream}","offset":${f.offset},"atUs":${f.atUs},"data":"`;
+  const tail = '","encoding":"utf8"}\n\n';
+  if (needsEscape(f.data)) return [Buffer.from(`${head.slice(0, -1)}${JSON.stringify(f.data.toString('latin1'))}${tail.slice(1)}`, 'latin1')];
+  return [Buffer.from(head, 'latin1'), f.data, Buffer.from(tail, 'latin1')];
+}
+
+/** Frames as an SSE response; `id` carries the offsets reached (`stdout,stderr`) for Last-Event-ID. */
 function sseResponse(frames: AsyncGenerator<ExecFrame>, from: { stdout: number; stderr: number }, onGone: () => void, headers: Record<string, string> = {}, count?: StreamCounter): Response {
   const encoder = new TextEncoder();
   const at = { ...from };
@@ -51,7 +96,9 @@ function sseResponse(frames: AsyncGenerator<ExecFrame>, from: { stdout: number; 
             count?.(f.stream, f.data.length);
           }
           if (f.type === 'gap') at[f.stream] = f.to;
-          controller.enqueue(encoder.encode(`event: ${f.type}\nid: ${at.stdout},${at.stderr}\ndata: ${JSON.stringify(frameToWire(f))}\n\n`));
+          const id = `${at.stdout},${at.stderr}`;
+          if (f.type === 'output') for (const part of outputEvent(f, id, encoder)) controller.enqueue(part);
+          else controller.enqueue(encoder.encode(`event: ${f.type}\nid: ${id}\ndata: ${JSON.stringify(frameToWire(f))}\n\n`));
         } catch (e) {
           controller.error(e);
         }

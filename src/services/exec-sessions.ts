@@ -135,6 +135,9 @@ export const HOLD_LOW = 1024 * 1024;
 
 /** The most bytes one read of the store hands a reader. */
 const PAGE_BYTES = 256 * 1024;
+/** Chunks are merged into one output frame while it is smaller than this, and they came within FRAME_MERGE_US of its first. */
+const FRAME_MERGE_BELOW = 64 * 1024;
+const FRAME_MERGE_US = 1000;
 
 const SIGNALS: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, USR1: 10, USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, CONT: 18, STOP: 19, TSTP: 20, WINCH: 28 };
 
@@ -469,9 +472,12 @@ export class ExecSessions {
     const control: ExecFrame[] = [];
     let wake: (() => void) | null = null;
     let poked = false;
+    /** The exec as it ended, from its exit frame (its result is not read back and parsed again). */
+    let exited: ExecInfo | null = null;
     const watcher = (f: ExecFrame): void => {
       // Output is read from the store; only the rare frames wait here (one heartbeat at most).
-      if (f.type === 'started') control.push(f);
+      if (f.type === 'exit') exited = f.exec;
+      else if (f.type === 'started') control.push(f);
       else if (f.type === 'heartbeat') {
         const i = control.findIndex((c) => c.type === 'heartbeat');
         if (i >= 0) control.splice(i, 1);
@@ -498,9 +504,18 @@ export class ExecSessions {
             yield { type: 'gap', stream, from: sent[stream], to: page.start };
             sent[stream] = page.start;
           }
-          for (const c of page.chunks) {
-            yield { type: 'output', ...c };
-            sent[stream] = c.offset + c.data.length;
+          // A burst of small contiguous chunks (within FRAME_MERGE_US of the first) is one frame:
+          // fewer, larger frames cost the reader less, and each frame's atUs stays that of its bytes.
+          // A large chunk is a frame as it is, without a copy.
+          for (let i = 0; i < page.chunks.length; ) {
+            const first = page.chunks[i]!;
+            let n = 1;
+            let size = first.data.length;
+            for (let c = page.chunks[i + n]; c && size < FRAME_MERGE_BELOW && c.offset === first.offset + size && c.atUs - first.atUs < FRAME_MERGE_US; c = page.chunks[i + ++n]) size += c.data.length;
+            const data = n === 1 ? first.data : Buffer.concat(page.chunks.slice(i, i + n).map((c) => c.data), size);
+            i += n;
+            yield { type: 'output', stream, offset: first.offset, atUs: first.atUs, data };
+            sent[stream] = first.offset + data.length;
             progressed = true;
             if (held) {
               held.reader = sent.stdout + sent.stderr;
@@ -510,7 +525,7 @@ export class ExecSessions {
         }
         if (progressed) continue;
         if (ended) {
-          const info = this.get(id, scope);
+          const info = exited ?? this.get(id, scope);
           if (info.state !== 'running') yield { type: 'exit', exec: info };
           return;
         }
