@@ -156,6 +156,7 @@ export function registerExecRoutes(app: Hono<ApiEnv>, docs: RouteDocs, execs: Ex
       ...(body.tty ? { tty: body.tty } : {}),
       ...(body.user !== undefined ? { user: body.user } : {}),
       ...(body.resume !== undefined ? { resume: body.resume } : {}),
+      ...(body.waitForApprovalMs !== undefined ? { approvalWaitMs: body.waitForApprovalMs } : {}),
       background: body.background === true,
     };
     if (body.background) {

@@ -218,6 +218,7 @@ export const execRequestSchema = z
     stdin: z.base64().optional().describe('Standard input, base64 (default: none).'),
     background: z.boolean().optional().describe('Return at once (202) with the exec\'s id and state; follow it with GET /v1/execs/{id}/output, wait, kill (default false).'),
     tty: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict().optional().describe('A real pseudo-terminal of this size (TERM=xterm-256color); stdout holds what it showed, stderr is empty. Resize over the attach WebSocket.'),
+    waitForApprovalMs: z.number().int().min(0).max(3_600_000).optional().describe('When the policy asks a person to approve the command, wait this long for the answer (the approval is pending meanwhile: GET /v1/approvals) and run it if approved; denied or expired: the envelope says so (default 0: the envelope is pending at once).'),
     resume: z.string().max(80).optional().describe('Run the command an approved approval (apr_…) of this sandbox holds, instead of argv or shell: after a `pending` result and a person\'s approval.'),
     user: z.string().min(1).max(64).optional().describe('Run as this user inside the sandbox: a uid, uid:gid, or a name of /etc/passwd (namespace backend; default: the sandbox\'s own user).'),
     openStdin: z.boolean().optional().describe('Keep stdin open for POST /v1/execs/{id}/stdin (or the attach WebSocket) until closed; exclusive with stdin (default false). Docker\'s AttachStdin.'),

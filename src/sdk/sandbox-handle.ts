@@ -45,6 +45,11 @@ export interface ExecOptions extends CommandOptions {
   check?: boolean;
   /** Run in the background and resolve with an ExecHandle (default false: wait for the result). */
   background?: false;
+  /**
+   * When the policy asks a person to approve the command, wait up to this many ms for the answer
+   * and run it if approved (default 0: the result is `pending` at once, with the approval's id).
+   */
+  waitForApprovalMs?: number;
 }
 
 export interface BackgroundExecOptions extends CommandOptions {
@@ -68,7 +73,7 @@ export interface DestroyOptions extends CallOptions {
   keepFork?: boolean;
 }
 
-function requestBody(cmd: Command, options: CommandOptions & { stdin?: string | Uint8Array; openStdin?: boolean }, background: boolean): ExecRequestBody {
+function requestBody(cmd: Command, options: CommandOptions & { stdin?: string | Uint8Array; openStdin?: boolean; waitForApprovalMs?: number }, background: boolean): ExecRequestBody {
   return {
     ...(typeof cmd === 'string' ? { shell: cmd } : { argv: [...cmd] }),
     ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
@@ -76,6 +81,7 @@ function requestBody(cmd: Command, options: CommandOptions & { stdin?: string | 
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     ...(options.stdin !== undefined ? { stdin: base64Encode(toBytes(options.stdin)) } : {}),
     ...(options.openStdin ? { openStdin: true } : {}),
+    ...(options.waitForApprovalMs !== undefined ? { waitForApprovalMs: options.waitForApprovalMs } : {}),
     ...(options.tty ? { tty: { cols: options.tty.cols, rows: options.tty.rows } } : {}),
     ...(background ? { background: true } : {}),
   };
@@ -198,7 +204,7 @@ export class Sandbox {
       const record = await this.#client.json<ExecRecord>({ method: 'POST', path, json: requestBody(cmd, options, true) }, callOf(options, options.requestTimeoutMs));
       return new ExecHandle(this.#client, record);
     }
-    const timeoutMs = options.requestTimeoutMs ?? (options.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS) + REQUEST_MARGIN_MS;
+    const timeoutMs = options.requestTimeoutMs ?? (options.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS) + (options.waitForApprovalMs ?? 0) + REQUEST_MARGIN_MS;
     const result = await this.#client.json<ExecResultEnvelope>({ method: 'POST', path, json: requestBody(cmd, options, false) }, callOf(options, timeoutMs));
     if (options.check && commandFailed(result)) throw new CommandExitError(result);
     return result;

@@ -69,6 +69,8 @@ export interface StartRequest extends SandboxExecRequest {
   processId?: string;
   /** Run the command an approved approval of this sandbox's vault holds (give no argv or shell). */
   resume?: string;
+  /** When the policy asks a person to approve the command, wait this long for the answer and run it if approved (default: pending at once). */
+  approvalWaitMs?: number;
   /**
    * The exec's output waits for the one reader that owns it (a streamed exec's client, reading
    * frames with `hold`): it is paused while that reader is more than HOLD_HIGH bytes behind, so a
@@ -133,6 +135,14 @@ export const FLOW_LOW = 256 * 1024;
 export const HOLD_HIGH = 3 * 1024 * 1024;
 export const HOLD_LOW = 1024 * 1024;
 
+/** The columns of an exec row but its result (NULL in its place). */
+const ROW_WITHOUT_RESULT = 'id, sandbox_id, state, background, request, pid, supervisor_pid, supervisor_started, boot_id, NULL AS result, error, stdout_bytes, stderr_bytes, created_at, started_at, finished_at';
+/**
+ * The output a streamed exec's envelope keeps per stream (head and tail): its client got every byte
+ * in the frames, so the exit frame need not carry the collected exec's 10 MiB again.
+ */
+export const STREAMED_OUTPUT_CAP = 1024 * 1024;
+
 /** The most bytes one read of the store hands a reader. */
 const PAGE_BYTES = 256 * 1024;
 /** Chunks are merged into one output frame while it is smaller than this, and they came within FRAME_MERGE_US of its first. */
@@ -154,8 +164,9 @@ export function parseSignal(signal: string | number): number {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-function toInfo(r: ExecRow): ExecInfo {
-  const result = r.result === null ? null : (JSON.parse(r.result) as ExecResult);
+/** The info of a row; `parsed` is its result when the caller has it already (not parsed again). */
+function toInfo(r: ExecRow, parsed?: ExecResult | null): ExecInfo {
+  const result = parsed !== undefined ? parsed : r.result === null ? null : (JSON.parse(r.result) as ExecResult);
   const req = r.request === null ? {} : (JSON.parse(r.request) as { argv?: string[]; shell?: string; cwd?: string; openStdin?: boolean; attachStdout?: boolean; attachStderr?: boolean });
   return {
     id: r.id,
@@ -263,6 +274,8 @@ export class ExecSessions {
       ...(request.shell !== undefined ? { shell: request.shell } : {}),
       ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
       ...(request.timeoutMs !== undefined ? { timeoutMs: request.timeoutMs } : {}),
+      ...(request.approvalWaitMs !== undefined ? { approvalWaitMs: request.approvalWaitMs } : {}),
+      ...(live.held ? { outputCap: STREAMED_OUTPUT_CAP } : {}),
       ...(request.user !== undefined ? { user: request.user } : {}),
       ...(request.resume !== undefined ? { resume: request.resume } : {}),
       ...(stdin ? { stdin } : request.stdin !== undefined ? { stdin: request.stdin } : {}),
@@ -358,7 +371,7 @@ export class ExecSessions {
       filter.state === undefined
         ? this.store.db.all<ExecRow>('SELECT * FROM execs WHERE sandbox_id = ? ORDER BY rowid', sandbox.id)
         : this.store.db.all<ExecRow>('SELECT * FROM execs WHERE sandbox_id = ? AND state = ? ORDER BY rowid', sandbox.id, filter.state);
-    return rows.map(toInfo);
+    return rows.map((r) => toInfo(r));
   }
 
   /** Waits until the exec ends or `timeoutMs` passes (or `signal` aborts); the info either way. */
@@ -634,7 +647,8 @@ export class ExecSessions {
     );
     this.live.delete(live.id);
     live.stdin?.destroy();
-    const info = this.get(live.id);
+    // The result just stored is not read back and parsed again (it may hold megabytes of output).
+    const info = toInfo(this.store.db.get<ExecRow>(`SELECT ${ROW_WITHOUT_RESULT} FROM execs WHERE id = ?`, live.id)!, result);
     this.events.publish('exec.exited', {
       sandbox: live.sandbox,
       tenant: live.tenant,

@@ -220,7 +220,7 @@ test('a held exec waits for its slow reader: every byte arrives, none dropped, t
   assert.equal((await done).result?.status, 'completed');
 });
 
-test('approvals over the API: a pending exec, approved, then resumed by POST exec {resume} in its sandbox, once', async () => {
+test('approvals over the API: a pending exec, approved, then resumed by POST exec {resume} in its sandbox, once; or waited for with waitForApprovalMs', async () => {
   const corral = openCorral();
   corral.vaults.create('src');
   const app = createApi({ corral, logger: quiet, version: '0.0.0' });
@@ -237,4 +237,27 @@ test('approvals over the API: a pending exec, approved, then resumed by POST exe
   const again: any = await (await call('POST', `/v1/sandboxes/${sb.id}/exec`, { resume: id })).json();
   assert.equal(again.status, 'failed');
   assert.match(again.error.code, /APPROVAL/);
+
+  // waitForApprovalMs: the request waits for the person's answer and runs the command once approved.
+  const waiting = call('POST', `/v1/sandboxes/${sb.id}/exec`, { shell: 'eval echo waited', waitForApprovalMs: 30_000 });
+  let asked: string | undefined;
+  for (let i = 0; i < 500 && !asked; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    asked = corral.approvals.list({ state: 'pending' }).find((a) => a.vault === sb.vault)?.id;
+  }
+  assert.ok(asked, 'the approval is pending while the request waits');
+  assert.equal((await call('POST', `/v1/approvals/${asked}/approve`, {})).status, 200);
+  const ran: any = await (await waiting).json();
+  assert.equal(ran.status, 'completed', JSON.stringify(ran).slice(0, 300));
+  assert.equal(Buffer.from(ran.stdout, ran.encoding === 'base64' ? 'base64' : 'utf8').toString(), 'waited\n');
+  // Denied while it waits: the envelope says so.
+  const refused = call('POST', `/v1/sandboxes/${sb.id}/exec`, { shell: 'eval echo never', waitForApprovalMs: 30_000 });
+  let second: string | undefined;
+  for (let i = 0; i < 500 && !second; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    second = corral.approvals.list({ state: 'pending' }).find((a) => a.vault === sb.vault)?.id;
+  }
+  assert.equal((await call('POST', `/v1/approvals/${second}/deny`, { reason: 'no' })).status, 200);
+  const denied: any = await (await refused).json();
+  assert.equal(denied.status, 'denied', JSON.stringify(denied).slice(0, 300));
 });

@@ -140,6 +140,11 @@ test('a fast streamed exec: every byte once, at exact offsets, the output kept a
   const out = bytesOf(list, 'stdout');
   assert.equal(out.length, total);
   assert.ok(out.every((b) => b === 0x7a));
+  // The frames carried every byte: the envelope in the exit frame keeps only 1 MiB of head and tail.
+  const result = exit.type === 'exit' ? exit.exec.result! : null;
+  assert.equal(result?.truncated, true);
+  assert.ok(result!.stdout.length < 1.1 * 1024 * 1024, `${result!.stdout.length}`);
+  assert.equal(exit.type === 'exit' && exit.exec.stdoutBytes, total);
   // The last 16 MiB are stored: a replay from the start begins with a gap, then the kept bytes.
   const replay = await events(await call('GET', `/v1/execs/${exit.type === 'exit' ? exit.exec.id : ''}/output?follow=false`));
   const gap = replay[0]!.frame;

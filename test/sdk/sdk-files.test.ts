@@ -140,7 +140,7 @@ for (const [name, make] of clients) {
   });
 }
 
-test('approvals: a command the policy holds, listed, read, approved or denied; execOrThrow names the approval', async () => {
+test('approvals: a command the policy holds, listed, read, approved or denied; execOrThrow names the approval; waitForApprovalMs runs it once approved', async () => {
   const client = daemon.owner;
   const sb = await client.sandboxes.create({ backend: 'namespace', policy: 'permissive' });
   const held = await sb.exec('sudo true');
@@ -166,5 +166,18 @@ test('approvals: a command the policy holds, listed, read, approved or denied; e
   assert.equal(denied.state, 'denied');
   assert.equal((await client.approvals.list({ state: 'pending' })).length, 0);
   assert.ok(isCorralApiError(await client.approvals.get('apr_nope').catch((e: unknown) => e), ['INVALID_ARGUMENT', 'APPROVAL_NOT_FOUND']));
+
+  // An agent that waits for the answer: its exec runs once a person approves (here another client).
+  const waiting = sb.exec('sudo echo approved-run', { waitForApprovalMs: 30_000 });
+  let asked: string | undefined;
+  for (let i = 0; i < 500 && !asked; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    asked = (await client.approvals.list({ state: 'pending' }))[0]?.id;
+  }
+  assert.ok(asked);
+  await client.approvals.approve(asked);
+  const ran = await waiting;
+  assert.notEqual(ran.status, 'pending');
+  assert.equal(ran.command.shell, 'sudo echo approved-run');
   await sb.destroy();
 });
