@@ -192,18 +192,8 @@ export function createMcpServer(options: McpServerOptions): McpServer {
       return execAnswer(info, null, true);
     }
     // A cancelled tool call (the client gave up) cancels its command.
-    const { done } = corral.execs.start(sandbox, { ...request, signal }, scope);
-    const info = await done;
-    const approval = info.result?.approval;
-    if (info.state === 'pending' && approval && args.waitForApprovalMs) {
-      const answered = await corral.approvals.waitFor(approval.id, args.waitForApprovalMs, signal);
-      if (answered.state === 'approved') return resume(sandbox, approval.id, signal);
-      if (answered.state === 'denied') {
-        const r: ExecResult = { ...info.result!, status: 'denied', decision: { ...info.result!.decision!, action: 'deny', reason: `a person denied it${answered.answerReason ? `: ${answered.answerReason}` : ''}`, rule: 'approval' } };
-        return execAnswer({ ...info, state: 'denied', result: r }, r, false);
-      }
-    }
-    return execAnswer(info, null, false);
+    const { done } = corral.execs.start(sandbox, { ...request, signal, ...(args.waitForApprovalMs ? { approvalWaitMs: args.waitForApprovalMs } : {}) }, scope);
+    return execAnswer(await done, null, false);
   });
 
   tool('exec_output', toolInputs.exec_output, execOutputToolOutput, async (args) => {
