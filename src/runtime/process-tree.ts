@@ -6,10 +6,14 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { procStat } from './process-identity.ts';
 
-/** How often stopTree walks the tree again while processes are still on their way to stopped. */
+/** How often stopTree walks the tree again while processes are still on their way to stopped (doubling up to 20 ms). */
 const ROUND_MS = 2;
-/** Rounds before stopTree gives up waiting (a process in uninterruptible sleep stops when it wakes). */
-const MAX_ROUNDS = 500;
+const MAX_ROUND_MS = 20;
+/**
+ * How long stopTree waits for the tree to settle: a process in uninterruptible sleep (an exec
+ * loading its binary on a loaded machine) stops only when it wakes.
+ */
+const SETTLE_MS = 5000;
 
 /** The direct children of `pid` now (forked by any of its threads); [] when it is gone. */
 export function childrenOf(pid: number): number[] {
@@ -73,7 +77,8 @@ function settled(pid: number): boolean {
  */
 export async function stopTree(root: number): Promise<{ pids: number[]; settled: boolean }> {
   const stopped = new Set<number>();
-  for (let round = 0; round < MAX_ROUNDS; round++) {
+  const deadline = Date.now() + SETTLE_MS;
+  for (let wait = ROUND_MS; Date.now() < deadline; wait = Math.min(MAX_ROUND_MS, wait * 2)) {
     const now = descendants(root);
     let fresh = false;
     for (const pid of now) {
@@ -83,7 +88,8 @@ export async function stopTree(root: number): Promise<{ pids: number[]; settled:
       fresh = true;
     }
     if (!fresh && now.every(settled)) return { pids: [...stopped], settled: true };
-    await sleep(ROUND_MS);
+    // A new process found: look again soon (it may have forked before it stopped).
+    await sleep(fresh ? ROUND_MS : wait);
   }
   return { pids: [...stopped], settled: false };
 }
