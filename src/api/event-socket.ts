@@ -2,10 +2,10 @@
 // query: sandbox, types, after). It is the SSE stream carried over: the upgrade request is first
 // answered by the HTTP API itself (auth, scopes, tenant, filters, replay after `after`), so both
 // variants refuse and filter exactly alike, and each SSE event becomes one text message — the
-// CorralEvent JSON, or {"type":"reset", ...EventReset} when part of the replay is gone. Keepalive
-// comments become WebSocket pings. A message is sent only after the previous one reached the
-// socket, so a client that does not read falls behind on the server's bounded backlog and is cut
-// off like an SSE client (reconnect with ?after=<last seq>).
+// CorralEvent JSON, or {"type":"reset", ...EventReset} when part of the replay is gone (parsed by
+// the SDK's readSse). The socket is pinged every 15 s instead of the keepalive comments. A message is
+// sent only after the previous one reached the socket, so a client that does not read falls behind
+// on the server's bounded backlog and is cut off like an SSE client (reconnect with ?after=<seq>).
 //
 // Browsers cannot set headers: over TCP the key may come as the subprotocol `corral.key.<secret>`
 // next to `corral.v1`, as for the attach WebSocket.
@@ -14,7 +14,8 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CorralError } from '../protocol/errors.ts';
 import type { ApiLogger, Transport } from './api-types.ts';
-import { refuseUpgrade } from './exec-socket.ts';
+import { readSse, type SseEvent } from '../sdk/sse-reader.ts';
+import { refuseUpgrade, upgradeKey } from './exec-socket.ts';
 
 const EVENTS = /^\/v1\/(?:events|sandboxes\/[^/]+\/events)$/;
 
@@ -32,30 +33,8 @@ export interface EventSocketServer {
   close(): void;
 }
 
-/** One SSE event's fields (comments dropped). */
-interface SseEvent {
-  event: string;
-  data: string;
-}
-
-/** Splits an SSE text stream into events; `rest` keeps a partial event for the next chunk. */
-function parseSse(text: string): { events: SseEvent[]; comments: number; rest: string } {
-  const blocks = text.split('\n\n');
-  const rest = blocks.pop() ?? '';
-  const events: SseEvent[] = [];
-  let comments = 0;
-  for (const block of blocks) {
-    let event = 'message';
-    const data: string[] = [];
-    for (const line of block.split('\n')) {
-      if (line.startsWith(':')) comments++;
-      else if (line.startsWith('event: ')) event = line.slice(7);
-      else if (line.startsWith('data: ')) data.push(line.slice(6));
-    }
-    if (data.length > 0) events.push({ event, data: data.join('\n') });
-  }
-  return { events, comments, rest };
-}
+/** How often an open socket is pinged (the SSE stream's keepalive comments are not carried over). */
+const PING_MS = 15_000;
 
 /** The WebSocket message for one SSE event: the event JSON, a reset typed as such. */
 function toMessage(e: SseEvent): string {
@@ -66,17 +45,13 @@ export function createEventSocketServer(deps: EventSocketDeps): EventSocketServe
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096, handleProtocols: (protocols) => (protocols.has('corral.v1') ? 'corral.v1' : false) });
 
   const pump = async (ws: WebSocket, body: ReadableStream<Uint8Array>, stop: AbortController): Promise<void> => {
-    const reader = body.getReader();
-    const decoder = new TextDecoder();
-    let buffered = '';
+    const pinger = setInterval(() => ws.ping(), PING_MS);
+    pinger.unref();
     try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done || ws.readyState !== ws.OPEN) break;
-        const parsed = parseSse(buffered + decoder.decode(value, { stream: true }));
-        buffered = parsed.rest;
-        if (parsed.comments > 0) ws.ping();
-        for (const e of parsed.events) await new Promise<void>((resolve, reject) => ws.send(toMessage(e), (err) => (err ? reject(err) : resolve())));
+      // Leaving the loop (socket closed) cancels the body, which ends the route's subscription.
+      for await (const e of readSse(body)) {
+        if (ws.readyState !== ws.OPEN) break;
+        await new Promise<void>((resolve, reject) => ws.send(toMessage(e), (err) => (err ? reject(err) : resolve())));
       }
       // The stream ended on its own: a sandbox's stream after its destruction, or a client too far behind.
       if (ws.readyState === ws.OPEN) ws.close(1000, 'stream ended');
@@ -86,8 +61,8 @@ export function createEventSocketServer(deps: EventSocketDeps): EventSocketServe
         ws.close(1011, 'stream failed');
       }
     } finally {
+      clearInterval(pinger);
       stop.abort();
-      await reader.cancel().catch(() => undefined);
     }
   };
 
@@ -101,12 +76,9 @@ export function createEventSocketServer(deps: EventSocketDeps): EventSocketServe
         try {
           const url = new URL(request.url ?? '/', 'http://corral');
           if (!EVENTS.test(url.pathname)) throw new CorralError('NOT_FOUND', `no event WebSocket at ${url.pathname.slice(0, 200)}: use /v1/events or /v1/sandboxes/{id}/events`, {});
-          const protocols = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-          const headerKey = request.headers.authorization;
-          const protocolKey = protocols.find((p) => p.startsWith('corral.key.'))?.slice('corral.key.'.length);
           const headers = new Headers({ accept: 'text/event-stream' });
-          if (headerKey !== undefined) headers.set('authorization', headerKey);
-          else if (protocolKey !== undefined) headers.set('authorization', `Bearer ${protocolKey}`);
+          const key = upgradeKey(request);
+          if (key !== undefined) headers.set('authorization', `Bearer ${key}`);
           const requestId = request.headers['x-request-id'];
           if (typeof requestId === 'string') headers.set('x-request-id', requestId);
           // The API answers first: its error (401, 403, 404, 400) is the upgrade's answer, unchanged.

@@ -35,6 +35,14 @@ const ATTACH = /^\/v1\/execs\/([^/?]+)\/attach$/;
 /** The largest client message (stdin chunks are split by clients well below this). */
 const MAX_MESSAGE = 1024 * 1024;
 
+/** The API key of an upgrade request: the Authorization header's, or a browser's subprotocol `corral.key.<secret>`. */
+export function upgradeKey(request: IncomingMessage): string | undefined {
+  const header = request.headers.authorization;
+  if (header !== undefined) return /^Bearer +(\S+) *$/i.exec(header)?.[1];
+  const protocols = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  return protocols.find((p) => p.startsWith('corral.key.'))?.slice('corral.key.'.length);
+}
+
 /** Answers a refused upgrade with the API's error envelope and status, and closes the socket. */
 export function refuseUpgrade(socket: Duplex, e: unknown): void {
   const err = toCorralError(e);
@@ -62,9 +70,7 @@ export function createExecSocketServer(deps: ExecSocketDeps): ExecSocketServer {
   /** Who is calling, as for the HTTP API; throws UNAUTHENTICATED or PERMISSION_DENIED. */
   const authenticate = (request: IncomingMessage, transport: Transport): Scope => {
     if (!deps.keys || transport === 'unix') return { tenant: null };
-    const header = request.headers.authorization;
-    const protocols = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
-    const secret = header !== undefined ? /^Bearer +(\S+) *$/i.exec(header)?.[1] : protocols.find((p) => p.startsWith('corral.key.'))?.slice('corral.key.'.length);
+    const secret = upgradeKey(request);
     if (secret === undefined) throw new CorralError('UNAUTHENTICATED', 'an API key is needed over TCP: send Authorization: Bearer <key>, or the subprotocol corral.key.<key> from a browser', {});
     const key = deps.keys.verify(secret);
     if (!hasScope(key.scopes, 'exec')) throw new CorralError('PERMISSION_DENIED', 'this API key lacks the scope exec, which attaching needs', { scope: 'exec', granted: key.scopes });
