@@ -11,9 +11,6 @@ import type { ApiEnv } from './api-types.ts';
 import { actorOf, principalOf, requireScope, scopeOf } from './auth-middleware.ts';
 import type { RouteDocs } from './openapi.ts';
 
-/** The scopes MCP tools need (see toolScopes in src/mcp/mcp-server.ts); a key needs one of them. */
-const TOOL_SCOPES = ['sandboxes:read', 'sandboxes:write', 'exec', 'files'] as const;
-
 type McpModules = [typeof import('../mcp/mcp-server.ts'), typeof import('@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js')];
 
 /** What the MCP tools use of the Corral; an app built over less (tests' stubs) serves no /mcp. */
@@ -29,11 +26,13 @@ export function registerMcpRoute(app: Hono<ApiEnv>, docs: RouteDocs, corral: obj
     const principal = principalOf(c);
     if (principal.kind === 'anonymous') requireScope(c, 'exec');
     const scopes = principal.kind === 'key' ? principal.scopes : undefined;
-    if (scopes !== undefined && !TOOL_SCOPES.some((s) => hasScope(scopes, s)))
-      throw new CorralError('PERMISSION_DENIED', `this API key has no scope any MCP tool needs: use a key with one of ${TOOL_SCOPES.join(', ')} (exec runs commands, files reads and writes them)`, { granted: scopes, needed: [...TOOL_SCOPES] });
-    const scope = scopeOf(c);
     modules ??= Promise.all([import('../mcp/mcp-server.ts'), import('@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js')]);
-    const [{ createMcpServer }, { WebStandardStreamableHTTPServerTransport }] = await modules;
+    const [{ createMcpServer, toolScopes }, { WebStandardStreamableHTTPServerTransport }] = await modules;
+    // A key needs a scope of at least one tool (each tool's scope: toolScopes).
+    const needed = [...new Set(Object.values(toolScopes))];
+    if (scopes !== undefined && !needed.some((s) => hasScope(scopes, s)))
+      throw new CorralError('PERMISSION_DENIED', `this API key has no scope any MCP tool needs: use a key with one of ${needed.join(', ')} (exec runs commands, files reads and writes them)`, { granted: scopes, needed });
+    const scope = scopeOf(c);
     const server = createMcpServer({ corral, scope, caller: { actor: actorOf(c), origin: 'api' }, version, ...(scopes !== undefined ? { scopes } : {}) });
     const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     await server.connect(transport);
